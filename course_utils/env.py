@@ -1,0 +1,100 @@
+"""``setup(seed)``: the one call at the top of every notebook.
+
+It seeds every random generator, picks the device, sets print options that make outputs
+readable and reproducible, and builds a one-line hardware report.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+# Quieter, deterministic-by-default library behaviour for notebooks and tests.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@dataclass
+class CourseEnv:
+    """What ``setup`` found: the device to use, the seed, and a one-line hardware report."""
+
+    device: torch.device
+    seed: int
+    report: str
+    hardware: Any = field(repr=False, default=None)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (all devices)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The device the course uses: ``device`` if given, else ``$COURSE_DEVICE``, else CUDA if
+    available, else the CPU. (Apple MPS is reported but not picked automatically: its autocast
+    covers fewer ops, so the CPU path is the one the notebooks are tested on.)"""
+    choice = device if device is not None else os.environ.get("COURSE_DEVICE")
+    if choice is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(choice)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {choice!r}: use 'cpu', 'cuda' or 'cuda:N'") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {choice!r} asked for, but this machine has no CUDA GPU")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"device {choice!r} asked for, but Apple MPS is not available here")
+    return dev
+
+
+def setup(seed: int = 0, device: str | torch.device | None = None, quiet: bool = False) -> CourseEnv:
+    """Seed everything, choose the device, set print options, and print a one-line report.
+
+    >>> env = setup(seed=0)          # doctest: +SKIP
+    >>> env.device, env.report       # doctest: +SKIP
+    """
+    from course_utils import hardware
+
+    seed_everything(seed)
+    dev = pick_device(device)
+    torch.set_printoptions(precision=4, sci_mode=None, linewidth=100)
+    np.set_printoptions(precision=4, suppress=True, linewidth=100)
+    _style_plots()
+    hw = hardware.detect()
+    rec = hardware.recommend_precision()
+    report = f"device: {dev} | {hw.one_line()} | torch {torch.__version__} | recommended: {rec.precision}"
+    env = CourseEnv(device=dev, seed=seed, report=report, hardware=hw)
+    if not quiet:
+        print(report)
+    return env
+
+
+def _style_plots() -> None:
+    """Readable, consistent matplotlib defaults (no-op when matplotlib is absent)."""
+    try:
+        import matplotlib as mpl
+    except ImportError:  # pragma: no cover - matplotlib is a course requirement
+        return
+    mpl.rcParams.update(
+        {
+            "figure.figsize": (8, 4.5),
+            "figure.dpi": 100,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "svg.hashsalt": "course",
+        }
+    )
