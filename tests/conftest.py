@@ -1,4 +1,4 @@
-"""Test-wide settings: offline Hugging Face, a private progress file, a headless plot backend."""
+"""Test-wide settings: offline Hugging Face, a private progress file."""
 
 import os
 import pathlib
@@ -9,7 +9,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
-os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault(
     "COURSE_PROGRESS_FILE",
     str(pathlib.Path(tempfile.mkdtemp(prefix="course-progress-")) / "progress.json"),
