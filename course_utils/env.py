@@ -37,7 +37,7 @@ def seed_everything(seed: int) -> None:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the global generator learners and libraries use
     torch.manual_seed(seed)
 
 
@@ -59,7 +59,9 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-def setup(seed: int = 0, device: str | torch.device | None = None, quiet: bool = False) -> CourseEnv:
+def setup(
+    seed: int = 0, device: str | torch.device | None = None, quiet: bool = False
+) -> CourseEnv:
     """Seed everything, choose the device, set print options, and print a one-line report.
 
     >>> env = setup(seed=0)          # doctest: +SKIP

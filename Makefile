@@ -1,0 +1,55 @@
+# Two commands:  make lab  (install + open the course)   make test  (install + run every test)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Optional: a PyTorch wheel index, e.g. https://download.pytorch.org/whl/cpu for a CPU-only laptop.
+TORCH_INDEX ?=
+PIP_INDEX_ARGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
+PORT   ?= 8888
+
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install lab test test-fast lint format student-copy answer-key lock clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install $(PIP_INDEX_ARGS) -r requirements.txt
+	$(BIN)/python -m pip install --no-deps -e .
+	touch $@
+
+lab: install
+	$(BIN)/jupyter lab --port=$(PORT) notebooks/00_start_here.ipynb
+
+test: install  ## lint, unit tests, nbval over every notebook, browser test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+test-fast: install  ## unit tests only, no notebooks, no browser
+	$(BIN)/python -m pytest -o addopts="-ra -p no:cacheprovider" -m "not browser and not slow" tests
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+student-copy: install  ## notebooks without solutions, for learners
+	$(BIN)/python scripts/make_student_copy.py student_copy
+
+answer-key: install  ## every quiz's answers, as markdown, for instructors
+	$(BIN)/python scripts/make_answer_key.py answer_key.md
+
+lock:  ## re-resolve the pins (needs the network)
+	rm -rf /tmp/course-lock && $(PYTHON) -m venv /tmp/course-lock
+	/tmp/course-lock/bin/pip install $(PIP_INDEX_ARGS) torch==2.13.0 transformers trl peft datasets accelerate jupyterlab ipywidgets matplotlib nbval pytest pytest-timeout hypothesis ml_dtypes tqdm safetensors tokenizers ruff nbconvert nbformat jsonschema playwright
+	/tmp/course-lock/bin/pip freeze | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis student_copy answer_key.md
