@@ -48,6 +48,7 @@ __all__ = [
     "ulp",
     "next_up",
     "next_down",
+    "representable_values",
     "format_bits",
     "parse_bits",
     "finfo_table",
@@ -448,6 +449,23 @@ def next_up(x: float, fmt: str) -> float:
 def next_down(x: float, fmt: str) -> float:
     """The largest value of ``fmt`` less than ``x`` (``-next_up(-x)``)."""
     return -next_up(-_as_real(x), fmt)
+
+
+def representable_values(fmt: str) -> torch.Tensor:
+    """Every finite non-negative value of ``fmt``, ascending, as float64 (fp32 is refused: 2^31
+    values). Made by torch's view-casts of every bit pattern (tf32: the top 19 bits of fp32)."""
+    spec = get_format(fmt)
+    if spec.total_bits > 19:
+        raise ValueError(
+            f"{spec.name} has too many values to list; use a format of 19 bits or fewer"
+        )
+    patterns = torch.arange(2 ** (spec.total_bits - 1), dtype=torch.int64)  # sign bit 0
+    if spec.name == "tf32":
+        values = (patterns << _TF32_DROPPED).to(torch.int32).view(torch.float32)
+    else:
+        values = patterns.to(_INT_VIEW[spec.total_bits]).view(spec.torch_dtype)
+    values = values.to(torch.float64)
+    return values[torch.isfinite(values)]
 
 
 # ----------------------------------------------------------------------------- display
