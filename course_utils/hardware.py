@@ -963,7 +963,7 @@ def _gpu_recommendation(
     arch_txt = arch.full_name + (f" ({ident})" if gpu_name and ident else "")
     head = f"{what} is {arch_txt}. Use {arch.precision}: {arch.why}."
     tail = ""
-    if arch.precision == "bf16":
+    if arch.precision == "bf16" and "GradScaler" not in arch.why:
         tail = " fp16 would also work but needs torch.amp.GradScaler and can overflow past 65504."
     reason = " ".join([head + tail, *notes])
     return Recommendation(
