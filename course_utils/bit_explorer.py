@@ -153,7 +153,10 @@ class BitExplorer:
         return self._widget
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        # the widget view, with a short stable text/plain (nbval compares it, not the model id)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = repr(self)
+        return bundle
 
     def _build(self) -> None:
         import ipywidgets as widgets

@@ -13,12 +13,17 @@ Rounding rules, as torch does them (the tests check every one on the pinned torc
   +-inf (the tie goes to the "even" neighbour, which is inf); +-inf stays +-inf.
 * fp8_e4m3 (the "fn" variant: finite, NaN only): torch *saturates*: every finite value beyond 448,
   and +-inf, becomes +-448. (ml_dtypes instead returns NaN above 464, and for +-inf.)
-* NaN stays NaN; the exact NaN bit pattern is whatever torch produces (on x86 CPUs torch gives
-  0xFFFF for a bf16 NaN, for example), so compare NaNs with ``math.isnan``, not by bits.
-* tf32 is RNE on the fp32 bits, keeping 10 mantissa bits. NVIDIA hardware may convert differently
-  (tensor cores fed fp32 data use its top 19 bits; PTX ``cvt.rna.tf32.f32`` rounds ties away from
-  zero), so tf32 here is the course's model, which differs from a GPU only at exact ties or by
-  truncation.
+* NaN stays NaN; the exact NaN bit pattern is whatever torch produces (on the CPU these tests were
+  written on, torch gave 0xFFFF for a bf16 NaN), so compare NaNs with ``math.isnan``, not by bits.
+* tf32 is RNE on the fp32 bits, keeping 10 mantissa bits. NVIDIA GPUs may do it differently:
+  PTX ``cvt.rna.tf32.f32`` rounds ties away from zero, and tensor cores given raw fp32 ignore the
+  13 low bits (https://docs.nvidia.com/cuda/parallel-thread-execution/, "cvt" and "mma"). So tf32
+  here is the course's model of it; it differs from a GPU only at exact ties or by truncation.
+  torch's own tf32 (``torch.set_float32_matmul_precision("high")``) exists only inside CUDA
+  matmuls and convolutions, so it cannot be checked on a CPU.
+
+fp8 formats: "FP8 Formats for Deep Learning", Micikevicius et al. 2022,
+https://arxiv.org/abs/2209.05433 (e4m3: no inf, one NaN code per sign, max 448; e5m2: IEEE-like).
 
 Bit patterns are unsigned ints of the format's width (tf32: 19 bits, sign | 8 | 10).
 """
