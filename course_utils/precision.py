@@ -1,0 +1,143 @@
+"""Precision modes of the course's training loop, and fp16 *emulated* on fp32 hardware.
+
+``precision_context(precision, device_type)`` is the one ``with`` block the forward pass runs in:
+
+- ``"fp32"`` and ``"bf16-pure"``: nothing (the weights' own dtype decides);
+- ``"bf16"`` / ``"fp16"``: ``torch.autocast(device_type, dtype)``;
+- ``"fp16-emulated"``: ``EmulatedFp16Autocast``, fp16 numerics computed in fp32.
+
+Why emulate? Most CPUs have no fp16 arithmetic units, so real fp16 matmuls there are far slower
+than fp32 (notebook 07 measures by how much). A GPU's tensor cores take fp16 inputs, multiply them
+exactly, add the products in fp32 and round the result to fp16. The same numbers come out of
+fp32 hardware if every input of a matmul is rounded to fp16 first and its output is rounded
+to fp16 after, and, in backward, every gradient that autocast would hold in fp16 is rounded too.
+That is what this module does, op by op, as autocast does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+# name -> what it means; the order is the order the course introduces them.
+PRECISIONS: dict[str, str] = {
+    "fp32": "fp32 weights and maths: the baseline",
+    "bf16": "autocast to bfloat16: matmuls in bf16, weights and optimizer state in fp32",
+    "fp16": "autocast to float16 + loss scaling: fast only on a GPU",
+    "bf16-pure": "weights, gradients and optimizer state all in bfloat16, no autocast",
+    "fp16-emulated": "autocast-fp16 numerics computed in fp32 (fp32 speed on a CPU) + loss scaling",
+}
+
+AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: object) -> str:
+    """Return ``precision`` if it names a mode, else raise a ValueError that lists the modes."""
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        valid = ", ".join(repr(name) for name in PRECISIONS)
+        raise ValueError(f"unknown precision {precision!r}: choose one of {valid}")
+    return precision
+
+
+def weight_dtype(precision: str) -> torch.dtype:
+    """The dtype the weights live in: bf16 for "bf16-pure", fp32 (master weights) otherwise."""
+    return torch.bfloat16 if check_precision(precision) == "bf16-pure" else torch.float32
+
+
+def uses_loss_scaling(precision: str) -> bool:
+    """True for the fp16 modes: fp16 gradients underflow without a loss scale, bf16 ones do not."""
+    return check_precision(precision) in ("fp16", "fp16-emulated")
+
+
+def precision_context(
+    precision: str, device_type: str = "cpu"
+) -> contextlib.AbstractContextManager:
+    """The context the forward pass (and the loss) runs in for ``precision``."""
+    precision = check_precision(precision)
+    if precision in AUTOCAST_DTYPES:
+        return torch.autocast(device_type, dtype=AUTOCAST_DTYPES[precision])
+    if precision == "fp16-emulated":
+        return EmulatedFp16Autocast()
+    return contextlib.nullcontext()
+
+
+class RoundToFp16(torch.autograd.Function):
+    """A cast to fp16 and back, in both directions: the forward rounds the tensor to the nearest
+    fp16 value (overflow -> inf, tiny values -> subnormals or 0), the backward rounds the
+    incoming gradient the same way, as the gradient of a real fp16 tensor would be."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(torch.float16).to(tensor.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.to(torch.float16).to(grad.dtype)
+
+
+def round_fp16(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` rounded to fp16 values, kept in its own dtype (differentiable, see RoundToFp16)."""
+    return RoundToFp16.apply(tensor)
+
+
+# The ops autocast runs in fp16 on CUDA ("lower_precision_fp" in the AMP docs:
+# https://docs.pytorch.org/docs/stable/amp.html#cuda-ops-that-can-autocast-to-float16).
+FP16_OPS = {
+    F.linear: "linear",
+    torch.matmul: "matmul",
+    torch.Tensor.matmul: "matmul",  # also what `a @ b` dispatches to
+    torch.mm: "mm",
+    torch.Tensor.mm: "mm",
+    torch.bmm: "bmm",
+    torch.Tensor.bmm: "bmm",
+    torch.addmm: "addmm",  # Hugging Face's Conv1D (GPT-2's projections) calls it
+    torch.Tensor.addmm: "addmm",
+    torch.baddbmm: "baddbmm",
+    torch.Tensor.baddbmm: "baddbmm",
+    torch.addbmm: "addbmm",
+    torch.mv: "mv",
+    F.conv1d: "conv1d",
+    F.conv2d: "conv2d",
+    F.conv3d: "conv3d",
+    F.scaled_dot_product_attention: "scaled_dot_product_attention",
+}
+
+
+class EmulatedFp16Autocast(TorchFunctionMode):
+    """Like ``torch.autocast("cuda", dtype=torch.float16)``, computed in fp32 on any device.
+
+    For each op in ``FP16_OPS``: fp32 tensor inputs (activations and weights) are rounded to
+    fp16, the op runs in fp32 (products of fp16 numbers are exact in fp32, sums accumulate in
+    fp32, as on tensor cores), and the output is rounded to fp16. Each rounding also rounds the
+    gradient that flows back through it, so activation gradients and weight gradients underflow
+    and overflow as they would in real fp16. Other ops run in fp32 unchanged (autocast runs
+    softmax, layer norm and the loss in fp32 too). ``calls`` counts the emulated ops by name.
+
+    >>> with EmulatedFp16Autocast() as amp:      # doctest: +SKIP
+    ...     loss = model(**batch).loss
+    >>> amp.calls                                 # doctest: +SKIP
+    Counter({'addmm': 8, 'scaled_dot_product_attention': 2, 'linear': 1})
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in FP16_OPS:
+            return func(*args, **kwargs)
+        self.calls[FP16_OPS[func]] += 1
+        args = [_round_if_fp32(a) for a in args]
+        kwargs = {key: _round_if_fp32(value) for key, value in kwargs.items()}
+        return _round_if_fp32(func(*args, **kwargs))
+
+
+def _round_if_fp32(value):
+    if isinstance(value, torch.Tensor) and value.dtype == torch.float32:
+        return round_fp16(value)
+    return value
