@@ -1,0 +1,205 @@
+"""'Check your understanding' quizzes: ``show`` them, ``grade`` answers, get the ``answer_key``.
+
+    from course_utils import quiz
+    quiz.show("00_start_here")            # widgets in JupyterLab; text elsewhere
+    quiz.print_quiz("00_start_here")      # always text (deterministic, for nbval-compared cells)
+    quiz.grade("00_start_here", {"v100": "b"}).correct
+
+Banks are ``data/quizzes/<quiz_id>.json`` (see ``schema.json`` there). Progress (which questions
+were answered right) is kept in ``$COURSE_PROGRESS_FILE`` (default
+``~/.mixed_precision_course/progress.json``); ``reset`` forgets it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from course_utils import progress
+from course_utils.progress import ProgressWarning
+from course_utils.quiz_bank import (
+    InvalidAnswerError,
+    QuizBankError,
+    UnknownQuestionError,
+    UnknownQuizError,
+    check_answer,
+    describe_answer,
+    list_quizzes,
+    load_quiz,
+)
+from course_utils.quiz_text import render_text
+
+__all__ = [
+    "InvalidAnswerError",
+    "ProgressWarning",
+    "QuestionResult",
+    "QuizBankError",
+    "Score",
+    "UnknownQuestionError",
+    "UnknownQuizError",
+    "answer_key",
+    "grade",
+    "list_quizzes",
+    "load_quiz",
+    "print_quiz",
+    "reset",
+    "show",
+]
+
+MODE_ENV = "COURSE_QUIZ_MODE"
+MODES = ("auto", "widget", "text")
+
+
+@dataclass(frozen=True)
+class QuestionResult:
+    """How one question was answered: right or wrong, and what to tell the learner."""
+
+    question_id: str
+    answered: bool
+    correct: bool
+    your_answer: str | None
+    feedback: str
+    hint: str | None
+    explanation: str | None
+
+    def report(self) -> str:
+        if not self.answered:
+            return f"- {self.question_id}: not answered"
+        if self.correct:
+            return f"- {self.question_id}: correct. {self.explanation}"
+        feedback = "\n  ".join(self.feedback.splitlines())
+        text = f"- {self.question_id}: not quite ({self.your_answer}).\n  {feedback}".rstrip()
+        return f"{text}\n  Hint: {self.hint}"
+
+
+@dataclass(frozen=True)
+class Score:
+    """The result of ``grade``: ``.correct`` out of ``.total``, and per-question ``.results``."""
+
+    quiz_id: str
+    results: tuple[QuestionResult, ...]
+
+    @property
+    def correct(self) -> int:
+        return sum(r.correct for r in self.results)
+
+    @property
+    def total(self) -> int:
+        return len(self.results)
+
+    @property
+    def answered(self) -> int:
+        return sum(r.answered for r in self.results)
+
+    @property
+    def feedback(self) -> dict[str, str]:
+        """``{question_id: feedback}`` for each wrong answer."""
+        return {r.question_id: r.feedback for r in self.results if r.answered and not r.correct}
+
+    def __getitem__(self, question_id: str) -> QuestionResult:
+        for result in self.results:
+            if result.question_id == question_id:
+                return result
+        raise UnknownQuestionError(f"quiz {self.quiz_id!r} has no question {question_id!r}")
+
+    def report(self) -> str:
+        head = f"Score: {self.correct} / {self.total} correct ({self.quiz_id})"
+        return "\n".join([head, *(r.report() for r in self.results)])
+
+    def __str__(self) -> str:
+        return self.report()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.report())
+
+
+def grade(quiz_id: str, answers: Mapping[str, Any], *, record: bool = False) -> Score:
+    """Grade ``answers`` (``{question_id: answer}``; see ``quiz_bank`` for the shapes).
+
+    Questions left out count as not answered. ``record=True`` also saves the result to the
+    progress file, as the widget does. Bad input raises ``UnknownQuestionError`` (a KeyError)
+    or ``InvalidAnswerError`` (a ValueError) with a message saying what to fix.
+    """
+    quiz = load_quiz(quiz_id)
+    if not isinstance(answers, Mapping):
+        raise TypeError(
+            f"answers must be a dict {{question_id: answer}}, got {type(answers).__name__}"
+        )
+    for question_id in answers:
+        quiz.question(question_id)  # raises UnknownQuestionError, listing the ids
+    results = []
+    for question in quiz.questions:
+        if question.id not in answers:
+            results.append(QuestionResult(question.id, False, False, None, "", None, None))
+            continue
+        answer = answers[question.id]
+        verdict = check_answer(question, answer)
+        if record:
+            progress.record(quiz.id, question.id, verdict.correct)
+        results.append(
+            QuestionResult(
+                question_id=question.id,
+                answered=True,
+                correct=verdict.correct,
+                your_answer=describe_answer(question, answer),
+                feedback=verdict.feedback,
+                hint=None if verdict.correct else question.hint,
+                explanation=question.explanation if verdict.correct else None,
+            )
+        )
+    return Score(quiz.id, tuple(results))
+
+
+def answer_key(quiz_id: str) -> dict[str, Any]:
+    """``{question_id: right answer}`` for instructors, in the shapes ``grade`` accepts."""
+    return {q.id: q.key for q in load_quiz(quiz_id).questions}
+
+
+def print_quiz(quiz_id: str) -> None:
+    """Print the questions as text (deterministic: no answers, no progress)."""
+    print(render_text(load_quiz(quiz_id)))
+
+
+def show(quiz_id: str, *, one_at_a_time: bool = False, mode: str = "auto") -> None:
+    """Show a quiz: interactive widgets in a Jupyter kernel, printed text elsewhere.
+
+    ``mode``: "auto" (widgets when running in a Jupyter kernel, else text; ``$COURSE_QUIZ_MODE``
+    overrides it), "widget" or "text". The widget output also carries the text and an HTML
+    rendering, which frontends without widget support (an HTML export) show instead.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    quiz = load_quiz(quiz_id)
+    if mode == "auto":
+        mode = os.environ.get(MODE_ENV, "").strip().lower() or "auto"
+        if mode not in MODES:
+            raise ValueError(f"${MODE_ENV} must be one of {', '.join(MODES)}; got {mode!r}")
+    if mode == "auto":
+        mode = "widget" if _in_kernel() else "text"
+    if mode == "text":
+        print(render_text(quiz))
+        return
+    from IPython.display import display
+
+    from course_utils.quiz_widget import QuizView
+
+    display(QuizView(quiz, one_at_a_time=one_at_a_time).box)
+
+
+def reset(quiz_id: str | None = None) -> None:
+    """Forget saved progress: of one quiz, or of all quizzes when ``quiz_id`` is None."""
+    if quiz_id is not None and quiz_id not in progress.load():
+        load_quiz(quiz_id)  # an unknown id raises, listing the quizzes there are
+    progress.reset(quiz_id)
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (where a frontend may render widgets)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a course requirement
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None

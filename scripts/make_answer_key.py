@@ -1,0 +1,90 @@
+#!/usr/bin/env python
+"""Write a printable answer key (Markdown) of every quiz, and of the notebooks' exercise solutions.
+
+python scripts/make_answer_key.py OUT.md [--notebooks notebooks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from course_utils.exercise_layout import is_solution, source  # noqa: E402
+from course_utils.quiz_bank import Question, Quiz, list_quizzes, load_quiz  # noqa: E402
+
+
+def question_markdown(number: int, q: Question) -> list[str]:
+    lines = [f"### {number}. `{q.id}` ({q.type.replace('_', '/')})", "", q.prompt, ""]
+    if q.choices:
+        for c in q.choices:
+            mark = "**[x]**" if c.correct else "[ ]"
+            lines.append(f"- {mark} `{c.id}`: {c.text}")
+            if c.feedback:
+                label = "if missed" if c.correct else "misconception"
+                lines.append(f"  - *{label}:* {c.feedback}")
+        lines.append("")
+    if q.type == "numeric":
+        unit = f" {q.unit}" if q.unit else ""
+        lines.append(f"**Answer:** {q.answer:g}{unit} (tolerance {q.tolerance:g})")
+        for m in q.common_mistakes:
+            lines.append(f"- *{m.value:g}:* {m.feedback}")
+        lines += [f"- *any other wrong value:* {q.wrong_feedback}", ""]
+    if q.type == "true_false":
+        lines += [f"**Answer:** {q.answer}", f"- *if wrong:* {q.wrong_feedback}", ""]
+    lines += [f"**Explanation:** {q.explanation}", "", f"**Hint:** {q.hint}", ""]
+    return lines
+
+
+def quiz_markdown(quiz: Quiz) -> list[str]:
+    lines = [f"## {quiz.title} (`{quiz.id}`)", ""]
+    if quiz.notebook:
+        lines += [f"Notebook: `{quiz.notebook}`", ""]
+    if quiz.intro:
+        lines += [quiz.intro, ""]
+    for number, q in enumerate(quiz.questions, start=1):
+        lines += question_markdown(number, q)
+    return lines
+
+
+def solutions_markdown(notebooks: pathlib.Path) -> list[str]:
+    import nbformat
+
+    lines: list[str] = []
+    for path in sorted(notebooks.glob("*.ipynb")) if notebooks.is_dir() else []:
+        nb = nbformat.read(path, as_version=4)
+        cells = [(i, c) for i, c in enumerate(nb.cells) if is_solution(c)]
+        if not cells:
+            continue
+        lines += [f"## Exercise solutions: `{path.name}`", ""]
+        for i, cell in cells:
+            lines += [f"Cell {i}:", "", "```python", source(cell).rstrip(), "```", ""]
+    return lines
+
+
+def answer_key_markdown(notebooks: pathlib.Path) -> str:
+    lines = ["# Answer key: Mixed precision training, bfloat16 vs float16 in practice", ""]
+    lines += ["For instructors. Regenerate with `python scripts/make_answer_key.py OUT.md`.", ""]
+    for quiz_id in list_quizzes():
+        lines += quiz_markdown(load_quiz(quiz_id))
+    lines += solutions_markdown(notebooks)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=pathlib.Path, help="the Markdown file to write")
+    parser.add_argument("--notebooks", type=pathlib.Path, default=REPO_ROOT / "notebooks")
+    args = parser.parse_args(argv)
+    text = answer_key_markdown(args.notebooks)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote the answer key of {len(list_quizzes())} quizzes to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
