@@ -8,6 +8,7 @@ exercise for the student.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 STUB_PATTERN = re.compile(r"raise\s+NotImplementedError\(\s*[rfRF]?[\"']Exercise")
@@ -61,40 +62,67 @@ def exercise_count(nb: Any) -> int:
     return sum(is_stub(cell) for cell in nb["cells"])
 
 
-def layout_problems(nb: Any) -> list[str]:
-    """Everything that breaks stub -> solution -> check, as readable sentences."""
-    problems: list[str] = []
+@dataclass(frozen=True)
+class ExerciseCells:
+    """Cell indexes of one exercise: its stub, solution cells and check cell (None if missing)."""
+
+    stub: int
+    solutions: tuple[int, ...]
+    check: int | None
+
+
+def find_exercises(nb: Any) -> list[ExerciseCells]:
+    """Every exercise stub, the solution cells right after it, and the first check after those."""
     code = [(i, cell) for i, cell in enumerate(nb["cells"]) if cell.get("cell_type") == "code"]
+    found = []
     for k, (i, cell) in enumerate(code):
-        if is_solution(cell) and STUB_PATTERN.search(source(cell)):
-            problems.append(f"cell {i}: a 'solution' cell still raises the exercise stub's error")
         if not is_stub(cell) or is_solution(cell):
             continue
-        where = f"cell {i} (exercise stub)"
-        if RAISES_TAG not in tags(cell):
-            problems.append(f"{where}: not tagged {RAISES_TAG!r}")
-        if "..." not in source(cell):
-            problems.append(f"{where}: has no `...` placeholder for the student's code")
         rest = code[k + 1 :]
-        if not rest or not is_solution(rest[0][1]):
+        solutions = []
+        for j, other in rest:
+            if not is_solution(other):
+                break
+            solutions.append(j)
+        check = None
+        for j, other in rest[len(solutions) :] if solutions else []:
+            if is_stub(other):
+                break
+            if is_check(other):
+                check = j
+                break
+        found.append(ExerciseCells(i, tuple(solutions), check))
+    return found
+
+
+def layout_problems(nb: Any) -> list[str]:
+    """Everything that breaks stub -> solution -> check, as readable sentences."""
+    cells = nb["cells"]
+    problems = [
+        f"cell {i}: a 'solution' cell still raises the exercise stub's error"
+        for i, cell in enumerate(cells)
+        if is_solution(cell) and STUB_PATTERN.search(source(cell))
+    ]
+    for ex in find_exercises(nb):
+        stub = cells[ex.stub]
+        where = f"cell {ex.stub} (exercise stub)"
+        if RAISES_TAG not in tags(stub):
+            problems.append(f"{where}: not tagged {RAISES_TAG!r}")
+        if "..." not in source(stub):
+            problems.append(f"{where}: has no `...` placeholder for the student's code")
+        if not ex.solutions:
             problems.append(f"{where}: the next code cell is not tagged {SOLUTION_TAG!r}")
             continue
-        after = [(j, c) for j, c in rest if not is_solution(c)]
-        following = []
-        for j, c in after:
-            if is_stub(c):
-                break
-            following.append((j, c))
-        checks = [(j, c) for j, c in following if is_check(c)]
-        if not checks:
+        if ex.check is None:
             problems.append(f"{where}: no check_...() cell after its solution")
             continue
-        j, check_cell = checks[0]
+        check_cell = cells[ex.check]
         if RAISES_TAG in tags(check_cell):
-            problems.append(f"cell {j} (check): must not be tagged {RAISES_TAG!r}")
+            problems.append(f"cell {ex.check} (check): must not be tagged {RAISES_TAG!r}")
         printed = output_text(check_cell)
         if check_cell.get("outputs") and PASS_TEXT not in printed:
             problems.append(
-                f"cell {j} (check): its saved output does not say {PASS_TEXT!r}: {printed[:200]!r}"
+                f"cell {ex.check} (check): its saved output does not say {PASS_TEXT!r}: "
+                f"{printed[:200]!r}"
             )
     return problems
