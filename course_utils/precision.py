@@ -84,8 +84,9 @@ def round_fp16(tensor: torch.Tensor) -> torch.Tensor:
     return RoundToFp16.apply(tensor)
 
 
-# The ops autocast runs in fp16 on CUDA ("lower_precision_fp" in the AMP docs:
-# https://docs.pytorch.org/docs/stable/amp.html#cuda-ops-that-can-autocast-to-float16).
+# The ops autocast runs in fp16 on CUDA: "lower_precision_fp" in PyTorch's
+# aten/src/ATen/autocast_mode.cpp, listed in the AMP docs as "CUDA Ops that can autocast to
+# float16" (https://docs.pytorch.org/docs/stable/amp.html#cuda-ops-that-can-autocast-to-float16).
 FP16_OPS = {
     F.linear: "linear",
     torch.matmul: "matmul",
@@ -100,6 +101,9 @@ FP16_OPS = {
     torch.Tensor.baddbmm: "baddbmm",
     torch.addbmm: "addbmm",
     torch.mv: "mv",
+    torch.addmv: "addmv",
+    torch.addr: "addr",
+    torch.einsum: "einsum",
     F.conv1d: "conv1d",
     F.conv2d: "conv2d",
     F.conv3d: "conv3d",
@@ -140,4 +144,6 @@ class EmulatedFp16Autocast(TorchFunctionMode):
 def _round_if_fp32(value):
     if isinstance(value, torch.Tensor) and value.dtype == torch.float32:
         return round_fp16(value)
+    if isinstance(value, (list, tuple)):  # einsum's operands may come as a list
+        return type(value)(_round_if_fp32(item) for item in value)
     return value

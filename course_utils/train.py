@@ -152,7 +152,7 @@ class TrainState:
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scaler: Any  # what train() was given as ``scaler`` (None, a number, or a scaler object)
+    scaler: Any  # the loss scaler in use (ours or a torch.amp.GradScaler); None if none
     history: History
     step: int = 0
     loss: float = math.nan  # this step's loss (true units)
@@ -258,7 +258,7 @@ def train(
         optimizer = make_optimizer(params)
 
     history = History(precision=precision, device=str(device))
-    state = TrainState(model=model, optimizer=optimizer, scaler=scaler, history=history)
+    state = TrainState(model, optimizer, scaler=_shown_to_callbacks(loss_scaler), history=history)
     _call(callbacks, "on_train_start", state)
     bar = tqdm(range(1, steps + 1), desc=f"train {precision}", disable=not progress)
 
@@ -278,8 +278,9 @@ def train(
             loss_sum += loss.item()
             loss_scaler.scale_loss(loss).backward()  # scaled gradients (fp16 modes)
 
-        # 3. Gradients back to true units BEFORE anything reads them: clipping a scaled gradient
-        #    would clip at max_grad_norm * scale, i.e. hardly ever.
+        # 3. Gradients back to true units BEFORE anything reads them. Clipping scaled gradients
+        #    would see scale x the true norm: it would clip at almost every step, and down to
+        #    max_grad_norm / scale in true units.
         loss_scale = loss_scaler.scale
         loss_scaler.unscale_(optimizer)
         if max_grad_norm is not None:
@@ -401,6 +402,13 @@ def _make_loss_scaler(scaler: Any, precision: str, device: torch.device):
         "scaler must be 'auto', None, a number (a static loss scale), a StaticLossScaler or "
         f"DynamicLossScaler, or a torch.amp.GradScaler; got {scaler!r}"
     )
+
+
+def _shown_to_callbacks(loss_scaler):
+    """``state.scaler``: the GradScaler or our scaler object in use, None when not scaling."""
+    if isinstance(loss_scaler, _TorchScaler):
+        return loss_scaler.grad_scaler
+    return None if isinstance(loss_scaler, _NoScaling) else loss_scaler
 
 
 # ----------------------------------------------------------------------------------------------
