@@ -35,6 +35,25 @@ STYLES = {
     "note": {"bg": "#f1f3f4", "edge": "#9aa0a6"},
 }
 _HIDDEN = "none"
+# ipywidgets gives radio and checkbox labels one fixed-height line; long choices would overlap.
+QUIZ_CSS = """
+.course-quiz .widget-radio-box label, .course-quiz .jupyter-widget-radio-box label {
+  height: auto; line-height: 1.35; padding: 3px 0; white-space: normal;
+  display: flex; flex-direction: row-reverse; justify-content: flex-end; align-items: flex-start;
+}
+.course-quiz .widget-radio-box input, .course-quiz .jupyter-widget-radio-box input {
+  height: auto; margin-top: 2px; float: none; flex: none;
+}
+.course-quiz .widget-checkbox, .course-quiz .jupyter-widget-checkbox {
+  height: auto; align-items: flex-start;
+}
+.course-quiz .widget-checkbox label, .course-quiz .jupyter-widget-checkbox label {
+  white-space: normal; line-height: 1.35;
+}
+.course-quiz .widget-html-content, .course-quiz .jupyter-widget-html-content {
+  white-space: normal; line-height: 1.4;
+}
+"""
 
 
 def styled(kind: str, inner_html: str) -> str:
@@ -185,7 +204,7 @@ class QuestionView:
             extra = f"<div>{markdown_to_html(verdict.feedback)}</div>" if verdict.feedback else ""
             self.feedback.value = styled(
                 "right",
-                f"<b>&#9989; Correct!</b>{extra}<div>{markdown_to_html(q.explanation)}</div>",
+                f"<b>&#10003; Correct!</b>{extra}<div>{markdown_to_html(q.explanation)}</div>",
             )
             self.hint.value = ""
             self.answer_button.layout.display = _HIDDEN
@@ -193,7 +212,7 @@ class QuestionView:
             lines = "".join(
                 f"<div>{markdown_to_html(line)}</div>" for line in verdict.feedback.splitlines()
             )
-            self.feedback.value = styled("wrong", f"<b>&#10060; Not quite.</b>{lines}")
+            self.feedback.value = styled("wrong", f"<b>&#10007; Not quite.</b>{lines}")
             self.show_hint()
             self.answer_button.layout.display = None
         self.parent.refresh_score()
@@ -248,7 +267,7 @@ class QuizView:
             description="Start over", tooltip="Forget the saved progress of this quiz"
         )
         self.reset_button.on_click(self.start_over)
-        title = widgets.HTML(f"<h3>{html.escape(quiz.title)}</h3>")
+        title = widgets.HTML(f"<style>{QUIZ_CSS}</style><h3>{html.escape(quiz.title)}</h3>")
         intro = widgets.HTML(markdown_to_html(quiz.intro)) if quiz.intro else widgets.HTML("")
         self.current = 0
         self.page = widgets.VBox()
