@@ -1,0 +1,272 @@
+"""Memory anatomy of a training step, measured from the tensors themselves.
+
+Where the bytes of one AdamW training step go, for a precision mode of ``course_utils.train``:
+
+- ``weights``, ``gradients``, ``optimizer_state``: the tensors the model and AdamW hold after
+  the step (AdamW keeps two moments per parameter, ``exp_avg`` and ``exp_avg_sq``);
+- ``weight_copies``: the 16-bit copies of the weights autocast makes for its matmuls (they live
+  from the forward pass to the backward pass; fp32 and pure-bf16 runs make none);
+- ``activations``: the tensors autograd saves for the backward pass (seen with
+  ``torch.autograd.graph.saved_tensors_hooks``), parameters and weight copies not counted.
+
+Every figure is the size of real tensors, so it is the same on any machine for the same model,
+batch shape and precision. On CUDA, ``peak`` adds what the allocator saw:
+``torch.cuda.max_memory_allocated`` over the step.
+
+>>> anatomy = measure_memory(model, batch, precision="bf16")      # doctest: +SKIP
+>>> print(anatomy)                                                 # doctest: +SKIP
+>>> anatomy.per_parameter()["weights"]                             # doctest: +SKIP
+4.0
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from course_utils.env import pick_device
+from course_utils.precision import check_precision, precision_context, weight_dtype
+
+MEMORY_PRECISIONS = ("fp32", "bf16", "fp16", "bf16-pure")
+PARTS = ("weights", "gradients", "optimizer_state", "weight_copies", "activations")
+
+
+def format_bytes(n: float) -> str:
+    """``1288490188`` -> ``"1.2 GiB"`` (binary units, one decimal; bytes as integers)."""
+    if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"expected a number of bytes >= 0, got {n!r}")
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+@dataclass
+class MemoryAnatomy:
+    """Bytes held during one training step, by part (see the module doc)."""
+
+    precision: str
+    device: str
+    num_parameters: int
+    batch_shape: tuple[int, ...]
+    weights: int
+    gradients: int
+    optimizer_state: int
+    weight_copies: int
+    activations: int
+    peak: int | None = None  # torch.cuda.max_memory_allocated over the step; None on a CPU
+
+    @property
+    def model_state(self) -> int:
+        """Weights + gradients + optimizer state: what a step needs whatever the batch size."""
+        return self.weights + self.gradients + self.optimizer_state
+
+    @property
+    def total(self) -> int:
+        """All parts added up: an upper bound of the step's peak (gradients appear while
+        activations are freed, so the two never fully coexist)."""
+        return self.model_state + self.weight_copies + self.activations
+
+    def per_parameter(self) -> dict[str, float]:
+        """Bytes per parameter of each part, plus ``model_state`` and ``total``."""
+        n = self.num_parameters
+        parts = {part: getattr(self, part) / n for part in PARTS}
+        return parts | {"model_state": self.model_state / n, "total": self.total / n}
+
+    def __str__(self) -> str:
+        lines = [f"{self.precision} on {self.device}, batch {tuple(self.batch_shape)}:"]
+        for part in PARTS:
+            value = getattr(self, part)
+            lines.append(
+                f"  {part:<16} mem: {format_bytes(value):>10} "
+                f"({value / self.num_parameters:.2f} bytes/param)"
+            )
+        lines.append(f"  {'total':<16} mem: {format_bytes(self.total):>10}")
+        if self.peak is not None:
+            lines.append(f"  {'cuda peak':<16} mem: {format_bytes(self.peak):>10}")
+        return "\n".join(lines)
+
+
+def measure_memory(
+    model: nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    precision: str = "bf16",
+    *,
+    device: str | torch.device | None = None,
+    lr: float = 1e-4,
+) -> MemoryAnatomy:
+    """Run one AdamW step of a copy of ``model`` on ``batch`` in ``precision`` ("fp32", "bf16",
+    "fp16" or "bf16-pure") and measure where the bytes went. ``model`` itself is left as it was."""
+    precision = _check_memory_precision(precision)
+    device = pick_device(device)
+    model = _training_copy(model, precision, device)
+    batch = _to_device(batch, device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+    with _StepRecorder(model) as recorder:
+        with precision_context(precision, device.type):
+            loss = _loss_of(model(**batch))
+    weight_copies, activations = recorder.weight_copy_bytes(), recorder.activation_bytes()
+    loss.backward()
+    optimizer.step()
+    peak = None
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device)
+
+    return MemoryAnatomy(
+        precision=precision,
+        device=str(device),
+        num_parameters=sum(p.numel() for p in params),
+        batch_shape=tuple(batch["input_ids"].shape) if "input_ids" in batch else (),
+        weights=_unique_bytes(params),
+        gradients=_unique_bytes([p.grad for p in params if p.grad is not None]),
+        optimizer_state=_unique_bytes(
+            [v for state in optimizer.state.values() for v in state.values() if _is_tensor(v)]
+        ),
+        weight_copies=weight_copies,
+        activations=activations,
+        peak=peak,
+    )
+
+
+def activation_bytes(
+    model: nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    precision: str = "bf16",
+    *,
+    device: str | torch.device | None = None,
+) -> int:
+    """Bytes of the activations autograd saves for backward in one forward pass of ``model``
+    in ``precision`` (weights and their 16-bit copies not counted). Cheaper than
+    ``measure_memory``: no backward, no optimizer; the model is not copied unless its dtype
+    or device must change."""
+    precision = _check_memory_precision(precision)
+    device = pick_device(device)
+    first = next(model.parameters(), None)
+    if first is None or first.dtype != weight_dtype(precision) or first.device != device:
+        model = _training_copy(model, precision, device)
+    batch = _to_device(batch, device)
+    with _StepRecorder(model) as recorder, precision_context(precision, device.type):
+        _loss_of(model(**batch))
+        return recorder.activation_bytes()
+
+
+# ----------------------------------------------------------------------------------------------
+# How the parts are told apart.
+
+
+class _StepRecorder(TorchDispatchMode):
+    """During a forward pass: which tensors autograd saves for backward, and which tensors are
+    casts of a parameter (autocast's weight copies). Storages are told apart by identity."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.param_storages = {_storage_key(p) for p in model.parameters()}
+        self.copies: dict[int, int] = {}  # storage key -> bytes, casts of parameters
+        self.saved: dict[int, int] = {}  # storage key -> bytes, tensors saved for backward
+        self._keep: list[torch.Tensor] = []  # keeps recorded storages alive (no address reuse)
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+
+    def __enter__(self):
+        self._hooks.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        try:
+            return super().__exit__(*exc)
+        finally:
+            self._hooks.__exit__(*exc)
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        key = _storage_key(tensor)
+        if key not in self.saved:
+            self.saved[key] = tensor.untyped_storage().nbytes()
+            self._keep.append(tensor)
+        return tensor
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket.__name__ == "_to_copy" and args and _is_tensor(args[0]):
+            if _storage_key(args[0]) in self.param_storages and _is_tensor(out):
+                key = _storage_key(out)
+                self.copies.setdefault(key, out.untyped_storage().nbytes())
+                self._keep.append(out)
+        return out
+
+    def weight_copy_bytes(self) -> int:
+        return sum(self.copies.values())
+
+    def activation_bytes(self) -> int:
+        return sum(
+            size
+            for key, size in self.saved.items()
+            if key not in self.param_storages and key not in self.copies
+        )
+
+
+def _storage_key(tensor: torch.Tensor) -> int:
+    return tensor.untyped_storage()._cdata  # the StorageImpl: the same for every view of it
+
+
+def _unique_bytes(tensors) -> int:
+    sizes = {_storage_key(t): t.untyped_storage().nbytes() for t in tensors}
+    return sum(sizes.values())
+
+
+def _is_tensor(value) -> bool:
+    return isinstance(value, torch.Tensor)
+
+
+def _check_memory_precision(precision: str) -> str:
+    precision = check_precision(precision)
+    if precision not in MEMORY_PRECISIONS:
+        raise ValueError(
+            f"precision={precision!r} keeps fp16 values in fp32 tensors, so it uses fp32's "
+            f"memory; measure one of {', '.join(map(repr, MEMORY_PRECISIONS))} instead"
+        )
+    return precision
+
+
+def _training_copy(model: nn.Module, precision: str, device: torch.device) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    copied = copy.deepcopy(model).to(device=device, dtype=weight_dtype(precision))
+    return copied.train()
+
+
+def _to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict:
+    if not isinstance(batch, Mapping):
+        raise TypeError(
+            "batch must be a dict such as {'input_ids': ..., 'labels': ...}, "
+            f"got {type(batch).__name__}"
+        )
+    return {k: v.to(device) if _is_tensor(v) else v for k, v in batch.items()}
+
+
+def _loss_of(output) -> torch.Tensor:
+    loss = output if _is_tensor(output) else getattr(output, "loss", None)
+    if loss is None:
+        raise ValueError(
+            "the model returned no loss: a Hugging Face causal LM computes one only when the "
+            "batch has 'labels' (for next-token prediction, labels = input_ids)"
+        )
+    return loss
+
+
+__all__ = [
+    "MEMORY_PRECISIONS",
+    "MemoryAnatomy",
+    "activation_bytes",
+    "format_bytes",
+    "measure_memory",
+]

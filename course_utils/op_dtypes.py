@@ -1,0 +1,355 @@
+"""Which aten ops run in which dtype: a dispatch-mode tracer, and autocast's documented op lists.
+
+``torch.autocast`` works inside PyTorch's dispatcher: before an op on its lists runs, it casts the
+op's inputs (to 16 bits, or to fp32). A ``TorchDispatchMode`` sits *below* autocast, so it sees
+each aten op with the dtypes it really ran in, casts included::
+
+    with trace_op_dtypes(model) as trace:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(**batch).loss
+        loss.backward()
+    print(trace.table())                  # op | inputs | output | calls, forward pass
+    trace.output_dtypes("addmm")          # {'bf16'}
+
+``documented_policy(op, device_type)`` says what PyTorch's AMP docs list for an op on a device
+("lower precision", "fp32", "promote" or "not listed"); ``DOCS_URL`` is the page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+DOCS_URL = "https://pytorch.org/docs/stable/amp.html#autocast-op-reference"
+
+_SHORT_NAMES = {
+    torch.float32: "fp32",
+    torch.bfloat16: "bf16",
+    torch.float16: "fp16",
+    torch.float64: "fp64",
+    torch.float8_e4m3fn: "fp8_e4m3",
+    torch.float8_e5m2: "fp8_e5m2",
+    torch.int64: "int64",
+    torch.int32: "int32",
+    torch.uint8: "uint8",
+    torch.int8: "int8",
+    torch.bool: "bool",
+}
+
+# Ops that only look at or re-label memory (views, detach, aliases): no arithmetic, no dtype
+# decision. Hidden from the tables unless asked for.
+_BOOKKEEPING_OPS = {
+    "detach",
+    "alias",
+    "lift_fresh",
+    "_local_scalar_dense",
+    "clone",
+    "contiguous",
+    "_unsafe_view",
+    "empty_like",
+    "zeros_like",
+    "ones_like",
+    "zeros",
+    "ones",
+    "empty",
+    "full",
+    "scalar_tensor",
+    "arange",
+    "copy_",
+}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """Short name of a dtype: ``torch.bfloat16`` -> ``"bf16"``."""
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"expected a torch.dtype, got {dtype!r}")
+    return _SHORT_NAMES.get(dtype, str(dtype).removeprefix("torch."))
+
+
+@dataclass(frozen=True)
+class OpCall:
+    """One aten op as it ran: the dtypes of its tensor inputs and outputs, and where."""
+
+    op: str  # aten op name without namespace and overload, e.g. "addmm"
+    inputs: tuple[str, ...]  # dtypes of the tensor inputs, e.g. ("bf16", "bf16", "bf16")
+    outputs: tuple[str, ...]  # dtypes of the tensor outputs
+    phase: str  # "forward" (outside backward) or "backward"
+    where: str  # forward: the innermost module running; backward: the autograd node
+    finite: bool | None = None  # all floating outputs finite? (None: not checked)
+    is_view: bool = False  # the op returns a view of its input (no new values)
+
+    @property
+    def output(self) -> str:
+        """The first output's dtype ("-" if the op returned no tensor)."""
+        return self.outputs[0] if self.outputs else "-"
+
+    @property
+    def is_cast(self) -> bool:
+        """A dtype conversion (what autocast inserts): ``_to_copy`` from one dtype to another."""
+        return self.op == "_to_copy" and self.inputs[:1] != self.outputs[:1]
+
+    @property
+    def is_bookkeeping(self) -> bool:
+        """Views, aliases, fresh constants: ops that compute nothing in any dtype."""
+        return self.is_view or self.op in _BOOKKEEPING_OPS
+
+
+@dataclass
+class OpTrace:
+    """The ops recorded by ``trace_op_dtypes``, with helpers to tabulate them."""
+
+    calls: list[OpCall] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def select(
+        self, phase: str | None = "forward", *, bookkeeping: bool = False, casts: bool = True
+    ) -> list[OpCall]:
+        """The calls of one phase ("forward", "backward", or None for both)."""
+        if phase not in ("forward", "backward", None):
+            raise ValueError(f"phase must be 'forward', 'backward' or None, got {phase!r}")
+        return [
+            c
+            for c in self.calls
+            if (phase is None or c.phase == phase)
+            and (bookkeeping or not c.is_bookkeeping)
+            and (casts or c.op != "_to_copy")
+        ]
+
+    def table(
+        self,
+        phase: str | None = "forward",
+        *,
+        by: tuple[str, ...] = ("op", "inputs", "output"),
+        bookkeeping: bool = False,
+        casts: bool = True,
+    ):
+        """A pandas DataFrame, one row per distinct ``by`` columns (in order of first call),
+        with the number of ``calls``. Inputs are shown as "bf16, fp32"."""
+        import pandas as pd
+
+        allowed = {"op", "inputs", "output", "outputs", "phase", "where"}
+        unknown = set(by) - allowed
+        if unknown:
+            raise KeyError(f"cannot group by {sorted(unknown)}: choose from {sorted(allowed)}")
+        counts: Counter[tuple] = Counter()
+        for call in self.select(phase, bookkeeping=bookkeeping, casts=casts):
+            counts[tuple(_column(call, name) for name in by)] += 1
+        rows = [dict(zip(by, key, strict=True)) | {"calls": n} for key, n in counts.items()]
+        return pd.DataFrame(rows, columns=[*by, "calls"])
+
+    def output_dtypes(self, op: str, phase: str | None = "forward") -> set[str]:
+        """The dtypes ``op``'s first output had, over all its calls in ``phase``."""
+        found = {c.output for c in self.calls if c.op == op and (phase is None or c.phase == phase)}
+        if not found:
+            seen = sorted({c.op for c in self.calls})
+            raise KeyError(f"op {op!r} did not run in {phase or 'any'} phase; ops seen: {seen}")
+        return found
+
+    def casts(self, phase: str | None = "forward") -> Counter:
+        """How many dtype conversions ran, by ``(from, to)``."""
+        return Counter(
+            (c.inputs[0], c.output)
+            for c in self.calls
+            if c.is_cast and (phase is None or c.phase == phase)
+        )
+
+    def first_nonfinite(self) -> OpCall | None:
+        """The first call whose output held an inf or NaN (needs ``check_finite=True``)."""
+        if self.calls and all(c.finite is None for c in self.calls):
+            raise ValueError("this trace did not check outputs: use check_finite=True")
+        return next((c for c in self.calls if c.finite is False), None)
+
+
+def _column(call: OpCall, name: str) -> str:
+    value = getattr(call, name)
+    return ", ".join(value) if isinstance(value, tuple) else value
+
+
+class OpDtypeTracer(TorchDispatchMode):
+    """Records every aten op that reaches the dispatcher below autocast (see the module doc)."""
+
+    def __init__(self, trace: OpTrace, check_finite: bool = False) -> None:
+        super().__init__()
+        self.trace = trace
+        self.check_finite = check_finite
+        self.module_stack: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        inputs = tuple(dtype_name(t.dtype) for t in tree_leaves((args, kwargs)) if _is_tensor(t))
+        results = [t for t in tree_leaves(out) if _is_tensor(t)]
+        node = torch._C._current_autograd_node()  # set while the autograd engine runs a node
+        if node is not None:
+            phase, where = "backward", type(node).__name__
+        else:
+            phase, where = "forward", self.module_stack[-1] if self.module_stack else ""
+        finite = None
+        if self.check_finite:
+            finite = all(bool(torch.isfinite(t).all()) for t in results if t.is_floating_point())
+        self.trace.calls.append(
+            OpCall(
+                op=func.overloadpacket.__name__,
+                inputs=inputs,
+                outputs=tuple(dtype_name(t.dtype) for t in results),
+                phase=phase,
+                where=where,
+                finite=finite,
+                is_view=bool(func.is_view),
+            )
+        )
+        return out
+
+
+def _is_tensor(value) -> bool:
+    return isinstance(value, torch.Tensor)
+
+
+@contextlib.contextmanager
+def trace_op_dtypes(
+    model: nn.Module | None = None, *, check_finite: bool = False
+) -> Iterator[OpTrace]:
+    """Record every aten op run inside the ``with`` block (forward and backward).
+
+    With ``model``, forward ops are labelled with the innermost of its modules running them
+    (``OpCall.where``, e.g. ``"transformer.h.0.attn.c_attn"``); backward ops with their autograd
+    node (e.g. ``"AddmmBackward0"``). ``check_finite=True`` also notes whether each output was
+    finite (``trace.first_nonfinite()``). Hooks are removed on exit, even after an error.
+    """
+    if model is not None and not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module or None, got {type(model).__name__}")
+    trace = OpTrace()
+    tracer = OpDtypeTracer(trace, check_finite=check_finite)
+    handles = []
+    if model is not None:
+        for name, module in model.named_modules():
+            handles.append(module.register_forward_pre_hook(_push(tracer, name or "(model)")))
+            handles.append(module.register_forward_hook(_pop(tracer), always_call=True))
+    try:
+        with tracer:
+            yield trace
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _push(tracer: OpDtypeTracer, name: str):
+    def hook(module, args):
+        tracer.module_stack.append(name)
+
+    return hook
+
+
+def _pop(tracer: OpDtypeTracer):
+    def hook(module, args, output):
+        if tracer.module_stack:
+            tracer.module_stack.pop()
+
+    return hook
+
+
+# ----------------------------------------------------------------------------------------------
+# What the AMP docs list (https://pytorch.org/docs/stable/amp.html#autocast-op-reference), as of
+# PyTorch 2.x: "CUDA Ops that can autocast to float16 / to float32 / that promote to the widest
+# input type", and the same three lists for the CPU (where float16 shares bfloat16's lists).
+# Names are the docs' (Python-level) names; ``ATEN_NAMES`` maps the aten ops a trace shows.
+
+DOCUMENTED_OPS: dict[str, dict[str, tuple[str, ...]]] = {
+    "cuda": {
+        "lower precision": (
+            "__matmul__ addbmm addmm addmv addr baddbmm bmm multi_dot conv1d conv2d conv3d "
+            "conv_transpose1d conv_transpose2d conv_transpose3d GRUCell linear LSTMCell matmul mm "
+            "mv prelu RNNCell"
+        ).split(),
+        "fp32": (
+            "__pow__ __rdiv__ __rpow__ __rtruediv__ acos asin binary_cross_entropy_with_logits "
+            "cosh cosine_embedding_loss cdist cosine_similarity cross_entropy cumprod cumsum dist "
+            "erfinv exp expm1 group_norm hinge_embedding_loss kl_div l1_loss layer_norm log "
+            "log_softmax log10 log1p log2 margin_ranking_loss mse_loss multilabel_margin_loss "
+            "multi_margin_loss nll_loss norm normalize pdist poisson_nll_loss pow prod reciprocal "
+            "rsqrt sinh smooth_l1_loss soft_margin_loss softmax softmin softplus sum renorm tan "
+            "triplet_margin_loss"
+        ).split(),
+        "promote": (
+            "addcdiv addcmul atan2 bilinear cross dot grid_sample index_put scatter_add tensordot"
+        ).split(),
+    },
+    "cpu": {
+        "lower precision": (
+            "conv1d conv2d conv3d bmm mm linalg_vecdot baddbmm addmm addbmm linear matmul "
+            "_convolution conv_tbc mkldnn_rnn_layer conv_transpose1d conv_transpose2d "
+            "conv_transpose3d prelu scaled_dot_product_attention _native_multi_head_attention"
+        ).split(),
+        "fp32": (
+            "avg_pool3d binary_cross_entropy grid_sampler grid_sampler_2d "
+            "_grid_sampler_2d_cpu_fallback grid_sampler_3d polar prod quantile nanquantile stft "
+            "cdist trace view_as_complex cholesky_inverse cholesky_solve inverse lu_solve orgqr "
+            "ormqr pinverse max_pool3d max_unpool2d max_unpool3d adaptive_avg_pool3d "
+            "reflection_pad1d reflection_pad2d replication_pad1d replication_pad2d "
+            "replication_pad3d mse_loss cosine_embedding_loss nll_loss nll_loss2d "
+            "hinge_embedding_loss poisson_nll_loss cross_entropy_loss l1_loss huber_loss "
+            "margin_ranking_loss soft_margin_loss triplet_margin_loss multi_margin_loss ctc_loss "
+            "kl_div multilabel_margin_loss binary_cross_entropy_with_logits fft_fft fft_ifft "
+            "fft_fft2 fft_ifft2 fft_fftn fft_ifftn fft_rfft fft_irfft fft_rfft2 fft_irfft2 "
+            "fft_rfftn fft_irfftn fft_hfft fft_ihfft linalg_cond linalg_matrix_rank linalg_solve "
+            "linalg_cholesky linalg_svdvals linalg_eigvals linalg_eigvalsh linalg_inv "
+            "linalg_householder_product linalg_tensorinv linalg_tensorsolve "
+            "fake_quantize_per_tensor_affine geqrf _lu_with_info qr svd triangular_solve "
+            "fractional_max_pool2d fractional_max_pool3d adaptive_max_pool3d "
+            "multilabel_margin_loss_forward linalg_qr linalg_cholesky_ex linalg_svd linalg_eig "
+            "linalg_eigh linalg_lstsq linalg_inv_ex"
+        ).split(),
+        "promote": ["cat", "stack", "index_copy"],
+    },
+}
+
+# aten ops seen in traces -> the documented (Python-level) op they implement.
+ATEN_NAMES = {
+    "native_layer_norm": "layer_norm",
+    "_softmax": "softmax",
+    "_safe_softmax": "softmax",
+    "_log_softmax": "log_softmax",
+    "nll_loss_forward": "nll_loss",
+    "convolution": "conv1d",
+    "_scaled_dot_product_flash_attention_for_cpu": "scaled_dot_product_attention",
+    "_scaled_dot_product_flash_attention": "scaled_dot_product_attention",
+    "_scaled_dot_product_efficient_attention": "scaled_dot_product_attention",
+    "_scaled_dot_product_cudnn_attention": "scaled_dot_product_attention",
+}
+
+
+def documented_policy(op: str, device_type: str) -> str:
+    """What the AMP docs say autocast does with ``op`` on ``device_type`` ("cpu" or "cuda"):
+    "lower precision" (cast to fp16/bf16), "fp32", "promote" (widest input dtype), or
+    "not listed" (runs in the dtype of its inputs). ``op`` may be an aten name from a trace."""
+    if device_type not in DOCUMENTED_OPS:
+        raise ValueError(
+            f"device_type must be one of {sorted(DOCUMENTED_OPS)}, got {device_type!r}"
+        )
+    name = ATEN_NAMES.get(op, op)
+    for policy, ops in DOCUMENTED_OPS[device_type].items():
+        if name in ops:
+            return policy
+    return "not listed"
+
+
+__all__ = [
+    "ATEN_NAMES",
+    "DOCS_URL",
+    "DOCUMENTED_OPS",
+    "OpCall",
+    "OpDtypeTracer",
+    "OpTrace",
+    "documented_policy",
+    "dtype_name",
+    "trace_op_dtypes",
+]
