@@ -143,6 +143,14 @@ def quiz_dir() -> pathlib.Path:
     return pathlib.Path(override) if override else DEFAULT_QUIZ_DIR
 
 
+def shown_path(path: pathlib.Path) -> str:
+    """``path`` relative to the repository when inside it (messages read the same anywhere)."""
+    try:
+        return str(path.resolve().relative_to(DEFAULT_QUIZ_DIR.parents[1]))
+    except ValueError:
+        return str(path)
+
+
 def list_quizzes() -> list[str]:
     """The ids of every bank in ``quiz_dir()``, sorted."""
     folder = quiz_dir()
@@ -159,7 +167,7 @@ def load_quiz(quiz_id: str) -> Quiz:
     if quiz_id == pathlib.Path(SCHEMA_FILE).stem or not path.is_file():
         there = list_quizzes()
         raise UnknownQuizError(
-            f"unknown quiz {quiz_id!r}: there is no {path}. "
+            f"unknown quiz {quiz_id!r}: there is no {shown_path(path)}. "
             f"Quizzes there are: {', '.join(there) if there else '(none)'}"
             + _did_you_mean(quiz_id, there)
         )
@@ -183,10 +191,10 @@ def parse_bank(path: pathlib.Path) -> Quiz:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise QuizBankError(
-            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            f"{shown_path(path)}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise QuizBankError(f"{path}: cannot read the quiz bank ({exc})") from None
+        raise QuizBankError(f"{shown_path(path)}: cannot read the quiz bank ({exc})") from None
     validate_bank(raw, path)
     return _build(raw, path)
 
@@ -200,7 +208,7 @@ def validate_bank(raw: Any, path: pathlib.Path) -> None:
     if errors:
         error = _most_useful(errors)
         field = _field_name(list(error.absolute_path) + _forbidden_key(error, raw))
-        raise QuizBankError(f"{path}: field {field}: {_describe(error, raw)}")
+        raise QuizBankError(f"{shown_path(path)}: field {field}: {_describe(error, raw)}")
     _check_consistency(raw, path)
 
 
@@ -281,7 +289,7 @@ def _check_consistency(raw: dict, path: pathlib.Path) -> None:
     """What a JSON schema cannot say: unique ids, one right choice, matching file name."""
 
     def fail(field: str, message: str) -> None:
-        raise QuizBankError(f"{path}: field {field!r}: {message}")
+        raise QuizBankError(f"{shown_path(path)}: field {field!r}: {message}")
 
     if raw["id"] != path.stem:
         fail("id", f"is {raw['id']!r} but the file is {path.name}: they must match")
