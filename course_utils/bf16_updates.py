@@ -1,0 +1,218 @@
+"""Weight updates in bf16: why they stall, and two remedies (stochastic rounding, Kahan).
+
+A bf16 weight ``w`` has 8 significant bits, so neighbouring values are ``ulp(w)`` apart (about
+``|w| / 128``). Rounding ``w + u`` to nearest gives back ``w`` itself whenever ``|u|`` is below
+half an ulp: the update is lost, every step, and training stalls. Remedies studied by Zamirai
+et al. 2020, "Revisiting BFloat16 Training" (https://arxiv.org/abs/2010.06192):
+
+* stochastic rounding: round ``w + u`` up or down at random, with the probabilities that make
+  the result right *on average* (``stochastic_round_bf16``);
+* Kahan summation: keep the part of each update that rounding lost in a second bf16 tensor and
+  add it back at the next step (``kahan_add``).
+
+``accumulate`` shows all of them on one number; ``Bf16Weights`` puts them under any torch
+optimizer, so ``course_utils.train.train`` can run the same model with fp32 master weights or
+with bf16 weights updated by each rule:
+
+    make = lambda params: Bf16Weights(torch.optim.AdamW(params, lr=1e-5), rounding="kahan").optimizer
+    history = train(model, batches, steps=40, precision="fp32", make_optimizer=make)
+
+The weights stay fp32 *tensors* holding bf16 *values* (rounded after every step), and the
+forward and backward passes run in fp32: only the storage of the weights differs between runs,
+which isolates the update and runs at fp32 speed on any CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+from course_utils import formats as F
+
+__all__ = [
+    "ROUNDINGS",
+    "Bf16Weights",
+    "WeightChangeTracker",
+    "accumulate",
+    "kahan_add",
+    "stochastic_round_bf16",
+    "update_stalls",
+]
+
+ROUNDINGS = ("nearest", "stochastic", "kahan")
+_LOW_BITS = 16  # fp32 bits that bf16 drops
+
+
+def _check_rounding(rounding: str) -> str:
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}; got {rounding!r}")
+    return rounding
+
+
+# ----------------------------------------------------------------------------- one number
+
+
+def update_stalls(w: float, update: float, fmt: str = "bf16") -> bool:
+    """True when ``w + update``, rounded to ``fmt``, gives back ``w`` (rounded to ``fmt``): the
+    update is lost. Computed by torch's rounding (``formats.round_to``)."""
+    w_rounded = F.round_to([F._as_real(w)], fmt)
+    return bool(F.round_to(w_rounded.double() + F._as_real(update), fmt) == w_rounded)
+
+
+def stochastic_round_bf16(
+    t: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``t`` (fp32) rounded to bf16 stochastically: up or down to a neighbouring bf16 value with
+    probability proportional to closeness, so the *expected* result is ``t`` itself. Done on the
+    bits: add a random 16-bit number to the low half of the fp32 pattern, then truncate.
+    inf and NaN pass through. Returns a bf16 tensor."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"expected a tensor, got {type(t).__name__}")
+    if t.dtype != torch.float32:
+        raise TypeError(f"expected an fp32 tensor (bf16 rounding starts from fp32), got {t.dtype}")
+    magnitude = t.contiguous().view(torch.int32).to(torch.int64) & 0x7FFFFFFF
+    noise = torch.randint(
+        0, 2**_LOW_BITS, t.shape, generator=generator, device=t.device, dtype=torch.int64
+    )
+    # truncating after adding uniform noise rounds up with probability (dropped bits) / 2^16;
+    # a carry into the exponent is right too (the largest values may reach inf, as they should)
+    rounded = ((magnitude + noise) >> _LOW_BITS) << _LOW_BITS
+    rounded = rounded.to(torch.int32).view(torch.float32)
+    rounded = torch.where(torch.isfinite(t), rounded, t.abs())  # inf and NaN pass through
+    return torch.where(t.signbit(), -rounded, rounded).to(torch.bfloat16)
+
+
+def kahan_add(
+    w: torch.Tensor, compensation: torch.Tensor, update: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kahan-compensated ``w + update`` in bf16: returns the new bf16 weight and the new bf16
+    compensation (what rounding lost, to be added back next time). ``update`` may be any
+    float dtype; the small arithmetic is done in fp32, the results are stored in bf16."""
+    for name, tensor in (("w", w), ("compensation", compensation)):
+        if not isinstance(tensor, torch.Tensor) or tensor.dtype != torch.bfloat16:
+            raise TypeError(f"{name} must be a bf16 tensor, got {getattr(tensor, 'dtype', tensor)}")
+    w32 = w.float()
+    wanted = update.float() + compensation.float()  # this update plus what was lost before
+    new_w = (w32 + wanted).to(torch.bfloat16)
+    applied = new_w.float() - w32  # exact in fp32: both are bf16 values
+    return new_w, (wanted - applied).to(torch.bfloat16)
+
+
+def accumulate(start: float, increment: float, steps: int, method: str) -> torch.Tensor:
+    """Add ``increment`` to ``start`` ``steps`` times, storing the running value in fp32
+    (``method="fp32"``) or in bf16 with round-to-nearest, stochastic rounding (seeded) or Kahan
+    compensation. Returns the ``steps + 1`` values (start included) as float64."""
+    if method not in ("fp32", *ROUNDINGS):
+        raise ValueError(f"method must be 'fp32' or one of {', '.join(ROUNDINGS)}; got {method!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    generator = torch.Generator().manual_seed(0)
+    dtype = torch.float32 if method == "fp32" else torch.bfloat16
+    value = torch.tensor(F._as_real(start), dtype=dtype)
+    inc = torch.tensor(F._as_real(increment), dtype=torch.float32)
+    compensation = torch.zeros((), dtype=torch.bfloat16)
+    path = [value.item()]
+    for _ in range(steps):
+        if method == "fp32":
+            value = value + inc
+        elif method == "nearest":
+            value = (value.float() + inc).to(torch.bfloat16)
+        elif method == "stochastic":
+            value = stochastic_round_bf16(value.float() + inc, generator)
+        else:
+            value, compensation = kahan_add(value, compensation, inc)
+        path.append(value.item())
+    return torch.tensor(path, dtype=torch.float64)
+
+
+# ----------------------------------------------------------------------------- a whole model
+
+
+class Bf16Weights:
+    """Keep the weights an optimizer updates as bf16 values, updated by ``rounding``.
+
+    Wraps any torch optimizer with step hooks: before each step the current weights are saved;
+    after it, the optimizer's fp32 result ``w + u`` is rounded to bf16 to nearest, stochastically
+    (seeded by ``seed``), or with Kahan compensation (one bf16 buffer per weight). The weights
+    are rounded to bf16 at once. The optimizer's own state (e.g. AdamW's moments) stays fp32, so
+    the only difference from fp32 master weights is how the weights are stored. ``remove()``
+    takes the hooks off. The wrapped optimizer is ``.optimizer``."""
+
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, rounding: str = "nearest", seed: int = 0
+    ) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"expected a torch optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.rounding = _check_rounding(rounding)
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
+        if any(p.dtype != torch.float32 for p in self.params):
+            raise ValueError("Bf16Weights expects fp32 parameters (it stores bf16 values in them)")
+        first = self.params[0].device if self.params else torch.device("cpu")
+        self.generator = torch.Generator(device=first).manual_seed(seed)
+        self.compensation = {}
+        self._before: list[torch.Tensor] = []
+        with torch.no_grad():
+            for p in self.params:
+                p.copy_(p.to(torch.bfloat16))
+                if rounding == "kahan":
+                    self.compensation[p] = torch.zeros_like(p, dtype=torch.bfloat16)
+        self._handles = [
+            optimizer.register_step_pre_hook(self._save),
+            optimizer.register_step_post_hook(self._round),
+        ]
+
+    def _save(self, *_args) -> None:
+        self._before = [p.detach().to(torch.bfloat16) for p in self.params]
+
+    @torch.no_grad()
+    def _round(self, *_args) -> None:
+        for p, before in zip(self.params, self._before, strict=True):
+            if self.rounding == "nearest":
+                p.copy_(p.to(torch.bfloat16))
+            elif self.rounding == "stochastic":
+                p.copy_(stochastic_round_bf16(p.detach(), self.generator))
+            else:
+                update = p.detach() - before.float()  # what the optimizer wanted to add
+                new, self.compensation[p] = kahan_add(before, self.compensation[p], update)
+                p.copy_(new)
+        self._before = []
+
+    def remove(self) -> None:
+        """Take the hooks off the optimizer (the weights keep their values)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+@dataclass
+class WeightChangeTracker:
+    """A ``train()`` callback: the fraction of weight values that changed at each step.
+
+    ``fractions[i]`` is the share of all parameter elements whose value differs after step i+1.
+    """
+
+    fractions: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        self.fractions = [] if self.fractions is None else self.fractions
+        self._before: list[torch.Tensor] = []
+
+    def on_before_optimizer_step(self, state) -> None:
+        self._before = [p.detach().clone() for p in _params(state.model.parameters())]
+
+    def on_step_end(self, state) -> None:
+        if not self._before:
+            return
+        changed = total = 0
+        for p, before in zip(_params(state.model.parameters()), self._before, strict=True):
+            changed += (p.detach() != before).sum().item()
+            total += p.numel()
+        self.fractions.append(changed / max(total, 1))
+        self._before = []
+
+
+def _params(parameters: Iterable[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
+    return [p for p in parameters if p.requires_grad]

@@ -1,0 +1,79 @@
+"""course_utils.attention_overflow on a small random GPT-2: logits scale with the queries, fp16
+overflows to NaN where bf16 stays finite, and the model is left as it was."""
+
+import pytest
+import torch
+
+from course_utils.attention_overflow import (
+    attention_logit_max,
+    forward_report,
+    scaled_queries,
+)
+
+
+@pytest.fixture(scope="module")
+def gpt2_and_batch():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=64, n_positions=16, n_embd=32, n_layer=2, n_head=2, bos_token_id=0,
+        eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    )  # fmt: skip
+    model = GPT2LMHeadModel(config)
+    model.loss_type = "ForCausalLM"
+    ids = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))
+    return model, {"input_ids": ids, "labels": ids}
+
+
+def test_logit_max_is_the_eager_matmul_and_scales_with_the_queries(gpt2_and_batch):
+    model, batch = gpt2_and_batch
+    base = attention_logit_max(model, batch)
+    assert len(base) == 2 and all(v > 0 for v in base)
+    # layer 0 by hand: q and k from c_attn of the embedded input
+    with torch.no_grad():
+        h = model.transformer.wte(batch["input_ids"]) + model.transformer.wpe(torch.arange(16))
+        q, k, _ = model.transformer.h[0].attn.c_attn(model.transformer.h[0].ln_1(h)).split(32, -1)
+        q, k = (t.unflatten(-1, (2, 16)).transpose(1, 2) for t in (q, k))
+        assert (q @ k.transpose(-1, -2)).abs().max().item() == pytest.approx(base[0], rel=1e-5)
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    with scaled_queries(model, 1000.0):
+        scaled = attention_logit_max(model, batch)
+    assert scaled[0] == pytest.approx(1000 * base[0], rel=1e-4)
+    for name, p in model.named_parameters():
+        assert torch.equal(p, before[name]), name  # restored exactly
+
+
+def test_fp16_overflows_where_bf16_does_not(gpt2_and_batch):
+    model, batch = gpt2_and_batch
+    factor = 4 * 65504 / max(attention_logit_max(model, batch))
+    implementation = model.config._attn_implementation
+    with scaled_queries(model, factor):
+        fp32 = forward_report(model, batch, torch.float32)
+        bf16 = forward_report(model, batch, torch.bfloat16)
+        fp16 = forward_report(model, batch, torch.float16)
+    assert fp32.logits_finite and fp32.attention_nan_fraction == 0 and fp32.loss < 100
+    assert bf16.logits_finite and bf16.attention_nan_fraction == 0
+    assert bf16.max_attention_probability == pytest.approx(1.0)  # softmax saturates
+    assert not fp16.logits_finite and fp16.attention_nan_fraction > 0
+    assert fp16.loss != fp16.loss  # NaN
+    assert "loss nan" in str(fp16)
+    assert model.config._attn_implementation == implementation
+    unscaled = forward_report(model, batch, torch.float16)
+    assert unscaled.logits_finite and unscaled.attention_nan_fraction == 0
+
+
+def test_bad_input(gpt2_and_batch):
+    model, batch = gpt2_and_batch
+    with pytest.raises(ValueError, match="positive"):
+        with scaled_queries(model, -1.0):
+            pass
+    with pytest.raises(TypeError, match="number"):
+        with scaled_queries(model, "10"):
+            pass
+    with pytest.raises(TypeError, match="GPT-2"):
+        attention_logit_max(torch.nn.Linear(2, 2), batch)
+    with pytest.raises(ValueError, match="dtype"):
+        forward_report(model, batch, torch.float64)
+    with pytest.raises(TypeError, match="input_ids"):
+        forward_report(model, {"x": 1})

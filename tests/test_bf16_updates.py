@@ -1,0 +1,187 @@
+"""course_utils.bf16_updates: the stall rule, stochastic rounding, Kahan compensation, and the
+optimizer hooks, against torch's own bf16 arithmetic."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_utils import formats as F
+from course_utils.bf16_updates import (
+    Bf16Weights,
+    WeightChangeTracker,
+    accumulate,
+    kahan_add,
+    stochastic_round_bf16,
+    update_stalls,
+)
+
+finite_fp32 = st.floats(
+    min_value=-(2.0**100), max_value=2.0**100, allow_nan=False, allow_infinity=False, width=32
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(w=finite_fp32, update=finite_fp32)
+def test_update_stalls_is_torch_bf16_addition(w, update):
+    w_bf16 = torch.tensor(w).to(torch.bfloat16)
+    after = (w_bf16.float() + torch.tensor(update)).to(torch.bfloat16)
+    # update_stalls adds in float64 then rounds (via fp32): the same unless fp32 rounding of the
+    # sum decides a bf16 tie, which needs |update| < ulp(w) * 2^-16; skip those
+    if abs(update) > 0 and abs(update) < F.ulp(float(w_bf16), "bf16") * 2**-15:
+        return
+    assert update_stalls(w, update) == bool(after == w_bf16)
+
+
+def test_update_stalls_examples():
+    assert update_stalls(1.0, 1e-3) and not update_stalls(1.0, 5e-3)
+    assert not update_stalls(1.0, -3e-3)  # the gap below 1.0 is half the gap above
+    assert not update_stalls(1.0, 1e-3, "fp32") and update_stalls(1.0, 1e-4, "fp16")
+
+
+def test_stochastic_rounding_lands_on_a_neighbour_and_is_unbiased():
+    g = torch.Generator().manual_seed(0)
+    x = torch.tensor([1 + 2**-9, -(1 + 3 * 2**-10), 3e-39, 1234.5678], dtype=torch.float32)
+    down = x.to(torch.bfloat16)  # nearest: one of the two neighbours
+    draws = torch.stack([stochastic_round_bf16(x, g).float() for _ in range(4000)])
+    for j in range(len(x)):
+        neighbours = {F.next_down(x[j].item(), "bf16"), F.next_up(x[j].item(), "bf16")}
+        assert set(draws[:, j].tolist()) <= neighbours | {down[j].item()}
+    # E[SR(x)] = x: the mean is within 4 standard errors
+    spread = draws.std(0) / 4000**0.5
+    assert torch.all((draws.mean(0) - x).abs() <= 4 * spread + 1e-45)
+    # probability of rounding up = distance from below / gap (1 + 2^-9: a quarter of the gap)
+    assert 0.2 < (draws[:, 0] > 1).float().mean().item() < 0.3
+
+
+def test_stochastic_rounding_keeps_exact_values_and_specials():
+    g = torch.Generator().manual_seed(1)
+    exact = torch.tensor([0.0, -0.0, 1.0, -2.5, 3.3895313892515355e38])
+    assert torch.equal(stochastic_round_bf16(exact, g).float(), exact)
+    assert torch.equal(stochastic_round_bf16(exact, g).float().signbit(), exact.signbit())
+    special = stochastic_round_bf16(torch.tensor([float("inf"), -float("inf"), float("nan")]), g)
+    assert special[0] == float("inf") and special[1] == -float("inf") and special[2].isnan()
+    assert stochastic_round_bf16(exact, g).dtype is torch.bfloat16
+    with pytest.raises(TypeError, match="fp32"):
+        stochastic_round_bf16(torch.ones(2, dtype=torch.float64))
+    with pytest.raises(TypeError):
+        stochastic_round_bf16([1.0])
+
+
+def test_kahan_add_keeps_what_rounding_lost():
+    w = torch.ones(3, dtype=torch.bfloat16)
+    c = torch.zeros(3, dtype=torch.bfloat16)
+    u = torch.tensor([1e-3, -1e-3, 1e-2])
+    new_w, c = kahan_add(w, c, u)
+    assert new_w.dtype is torch.bfloat16 and c.dtype is torch.bfloat16
+    assert new_w.float().tolist()[:2] == [1.0, 1.0]  # lost to rounding this time...
+    assert c.float()[:2].tolist() == pytest.approx([1e-3, -1e-3], rel=1e-2)  # ...but kept
+    assert (new_w.float() + c.float() - 1 - u).abs().max() < 1e-4
+    with pytest.raises(TypeError, match="bf16"):
+        kahan_add(w.float(), c, u)
+
+
+def test_accumulate_one_number():
+    paths = {m: accumulate(1.0, 1e-3, 1000, m) for m in ("fp32", "nearest", "stochastic", "kahan")}
+    assert all(len(p) == 1001 and p[0] == 1.0 for p in paths.values())
+    assert paths["nearest"][-1] == 1.0  # every update lost
+    assert paths["fp32"][-1] == pytest.approx(2.0, abs=1e-3)
+    assert paths["kahan"][-1] == pytest.approx(2.0, abs=2**-7)
+    assert paths["stochastic"][-1] == pytest.approx(2.0, abs=0.25)  # right on average
+    assert torch.equal(accumulate(1.0, 1e-3, 50, "stochastic"), paths["stochastic"][:51])
+    with pytest.raises(ValueError, match="method"):
+        accumulate(1.0, 1e-3, 10, "bf16")
+    with pytest.raises(ValueError, match="steps"):
+        accumulate(1.0, 1e-3, -1, "fp32")
+
+
+def _model_and_data(seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.sign(p) * 0.5)  # weights of size ~0.5: ulp 2^-8, stalls below 2^-9
+    x, y = torch.randn(64, 16), torch.randn(64, 1)
+    return model, x, y
+
+
+def _run(rounding, steps=60, lr=3e-4):
+    model, x, y = _model_and_data()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    if rounding != "fp32":
+        Bf16Weights(optimizer, rounding)
+    losses = []
+    for _ in range(steps):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return model, losses
+
+
+def test_bf16_weights_stall_and_remedies():
+    runs = {r: _run(r) for r in ("fp32", "nearest", "stochastic", "kahan")}
+    for rounding in ("nearest", "stochastic", "kahan"):
+        for p in runs[rounding][0].parameters():  # the weights hold bf16 values
+            assert torch.equal(p, p.to(torch.bfloat16).float())
+    drop = {r: losses[0] - losses[-1] for r, (_, losses) in runs.items()}
+    assert drop["fp32"] > 0
+    assert drop["nearest"] < 0.2 * drop["fp32"]  # updates lost: learning stalls
+    assert drop["kahan"] > 0.8 * drop["fp32"]
+    assert drop["stochastic"] > 0.5 * drop["fp32"]
+
+
+def test_bf16_weights_nearest_matches_torch_bf16_sgd_step():
+    """One SGD step: fp32 update then rounding to bf16 == torch's own update of bf16 weights
+    (torch's SGD adds -lr * grad in the parameter's dtype)."""
+    model, x, y = _model_and_data()
+    twin = [p.detach().to(torch.bfloat16).clone().requires_grad_() for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    Bf16Weights(optimizer, "nearest")
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    for p, t in zip(model.parameters(), twin, strict=True):
+        t.grad = p.grad.to(torch.bfloat16)
+        p.grad = t.grad.float()  # the same (bf16-valued) gradient for both
+    optimizer.step()
+    torch.optim.SGD(twin, lr=0.1).step()
+    for p, t in zip(model.parameters(), twin, strict=True):
+        same = (p == t.float()).float().mean().item()
+        assert same > 0.97  # torch rounds -lr*grad to bf16 before adding: rare 1-ulp differences
+
+
+def test_bf16_weights_bad_input_and_remove():
+    with pytest.raises(TypeError, match="optimizer"):
+        Bf16Weights("sgd")
+    param = torch.nn.Parameter(torch.ones(2, dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match="fp32"):
+        Bf16Weights(torch.optim.SGD([param], lr=0.1))
+    weight = torch.nn.Parameter(torch.full((2,), 1.0 + 2**-12))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    with pytest.raises(ValueError, match="rounding"):
+        Bf16Weights(optimizer, "truncate")
+    hooks = Bf16Weights(optimizer, "nearest")
+    assert weight.tolist() == [1.0, 1.0]  # rounded at once
+    hooks.remove()
+    weight.grad = torch.full((2,), -1e-3)
+    optimizer.step()
+    assert weight.tolist() == pytest.approx([1.001, 1.001])  # fp32 again
+
+
+def test_weight_change_tracker():
+    model, x, y = _model_and_data()
+
+    class State:
+        pass
+
+    state = State()
+    state.model = model
+    tracker = WeightChangeTracker()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-1)
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    model[2].bias.grad.zero_()  # one parameter element that will not move
+    tracker.on_before_optimizer_step(state)
+    optimizer.step()
+    tracker.on_step_end(state)
+    total = sum(p.numel() for p in model.parameters())
+    assert tracker.fractions == [pytest.approx((total - 1) / total)]
