@@ -1,0 +1,299 @@
+"""Run the same LoRA fine-tuning in several precisions and compare them (notebook 05).
+
+``run_finetune(precision)`` loads a fresh model, trains it with ``SFTTrainer`` + LoRA under a
+``PrecisionAudit``, and returns a ``RunResult``: losses per step, held-out loss every few steps
+(always computed in fp32, so runs are measured alike), time per step, memory, weight dtypes and
+the audit. ``compare(runs)`` tabulates several results; ``plot_runs(runs)`` overlays them.
+
+Memory: on a GPU, ``cuda_peak_bytes`` is ``torch.cuda.max_memory_allocated()`` over training.
+Everywhere (CPU included) ``saved_bytes`` is what autograd kept for backward during one
+training forward pass (activations, plus the 16-bit weight copies autocast makes), measured
+with ``torch.autograd.graph.saved_tensors_hooks``; ``weight_bytes`` is the model's parameters.
+
+>>> runs = [run_finetune(p, steps=30) for p in ("fp32", "bf16", "fp16")]     # doctest: +SKIP
+>>> print(compare(runs)); plot_runs(runs)                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import torch
+from transformers import TrainerCallback
+
+from course_utils import finetune
+from course_utils.audit import PrecisionAudit, dtype_name
+from course_utils.env import seed_everything
+
+EXPERIMENT = "05_bf16_vs_fp16_finetuning"
+
+
+@dataclasses.dataclass
+class RunResult:
+    """One fine-tuning run, JSON-friendly (``dataclasses.asdict``)."""
+
+    label: str
+    precision: str  # what was requested: "fp32", "bf16", "fp16"
+    base_dtype: str  # dtype the base model was loaded in: "float32", "bfloat16"
+    model: str
+    device: str
+    steps: int
+    batch_size: int
+    max_length: int
+    learning_rate: float
+    train_loss: list[tuple[int, float]]  # (step, loss) logged by the Trainer
+    eval_loss: list[tuple[int, float]]  # (step, held-out loss in fp32), step 0 = before training
+    step_times_s: list[float]
+    saved_bytes: int  # most bytes saved for backward in one training forward pass
+    weight_bytes: int
+    trainable_params: int
+    cuda_peak_bytes: int | None
+    weight_dtypes: dict[str, dict[str, int]]  # "trainable"/"frozen" -> dtype -> count
+    audit: dict  # AuditReport fields + "ran", "verdict", "problems"
+    sample: str = ""  # a greedy answer after training (see run_finetune's prompt)
+
+    @property
+    def final_eval_loss(self) -> float:
+        return self.eval_loss[-1][1] if self.eval_loss else math.nan
+
+    @property
+    def first_eval_loss(self) -> float:
+        return self.eval_loss[0][1] if self.eval_loss else math.nan
+
+    @property
+    def time_per_step_s(self) -> float:
+        """Median wall time of a training step (the first step, with its warm-up, is dropped)."""
+        times = sorted(self.step_times_s[1:] or self.step_times_s)
+        if not times:
+            return math.nan
+        mid = len(times) // 2
+        return times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunResult:
+        """The inverse of ``dataclasses.asdict`` (unknown keys are an error)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown RunResult fields: {', '.join(sorted(unknown))}")
+        data = dict(data)
+        for key in ("train_loss", "eval_loss"):
+            data[key] = [tuple(pair) for pair in data.get(key, [])]
+        return cls(**data)
+
+
+class RunRecorder(TrainerCallback):
+    """Trainer callback: time per step, held-out loss every ``eval_every`` steps (fp32), bytes
+    saved for backward per training forward pass, CUDA peak memory."""
+
+    def __init__(self, tokenizer, eval_dataset, *, eval_every: int, max_length: int):
+        self.tokenizer, self.eval_dataset = tokenizer, eval_dataset
+        self.eval_every, self.max_length = eval_every, max_length
+        self.step_times: list[float] = []
+        self.eval_loss: list[tuple[int, float]] = []
+        self.saved_bytes = 0
+        self.cuda_peak: int | None = None
+        self._t0 = 0.0
+        self._meter: SavedTensorMeter | None = None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if torch.cuda.is_available() and args.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        self._meter = SavedTensorMeter(model)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._t0 = time.perf_counter()
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if args.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.step_times.append(time.perf_counter() - self._t0)
+        step = state.global_step
+        if self.eval_every and (step % self.eval_every == 0 or step == state.max_steps):
+            self.eval_loss.append((step, self._eval(model)))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._meter is not None:
+            self.saved_bytes = self._meter.close()
+        if args.device.type == "cuda":
+            self.cuda_peak = int(torch.cuda.max_memory_allocated())
+
+    def _eval(self, model) -> float:
+        return finetune.text_loss(
+            model, self.tokenizer, self.eval_dataset, max_length=self.max_length
+        )
+
+
+class SavedTensorMeter:
+    """Bytes autograd saves for backward during each training forward pass of ``model``
+    (distinct storages; the model's own parameters are not counted). ``close()`` removes the
+    hooks and returns the largest per-pass total."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.max_bytes = 0
+        self._params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self._seen: dict[int, int] = {}
+        self._ctx = None
+        self._handles = [
+            model.register_forward_pre_hook(self._start),
+            model.register_forward_hook(self._end),
+        ]
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr not in self._params and ptr not in self._seen:
+            self._seen[ptr] = storage.nbytes()
+        return tensor
+
+    def _start(self, module, inputs) -> None:
+        if torch.is_grad_enabled() and module.training and self._ctx is None:
+            self._seen = {}
+            self._ctx = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+            self._ctx.__enter__()
+
+    def _end(self, module, inputs, output) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+            self.max_bytes = max(self.max_bytes, sum(self._seen.values()))
+
+    def close(self) -> int:
+        if self._ctx is not None:  # a forward pass raised half-way
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        return self.max_bytes
+
+
+def run_finetune(
+    precision: str = "fp32",
+    *,
+    model_name: str = "tiny-gpt2",
+    base_dtype: torch.dtype = torch.float32,
+    steps: int = 30,
+    batch_size: int = finetune.DEFAULT_BATCH_SIZE,
+    learning_rate: float = finetune.DEFAULT_LEARNING_RATE,
+    max_length: int = finetune.DEFAULT_MAX_LENGTH,
+    eval_every: int = 10,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    train_dataset=None,
+    eval_dataset=None,
+    prompt: str | None = None,
+    label: str | None = None,
+) -> RunResult:
+    """Fine-tune a fresh ``model_name`` with LoRA for ``steps`` steps in ``precision`` and return
+    what happened. Same seed, data and LoRA for every call, so runs differ only in precision.
+
+    ``base_dtype=torch.bfloat16`` loads the base model in bf16 (LoRA adapters stay fp32: PEFT
+    upcasts them). ``prompt``: generate a greedy answer to it after training (``sample``).
+    """
+    from course_utils.models import load_model_and_tokenizer
+
+    train_dataset = train_dataset if train_dataset is not None else finetune.load_finetune_dataset()
+    eval_dataset = (
+        eval_dataset if eval_dataset is not None else finetune.load_finetune_dataset("heldout")
+    )
+    seed_everything(seed)
+    model, tokenizer = load_model_and_tokenizer(model_name, dtype=base_dtype, device=device)
+    args = finetune.sft_config(
+        precision,
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=max_length,
+        seed=seed,
+        device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
+    )
+    audit = PrecisionAudit()
+    recorder = RunRecorder(tokenizer, eval_dataset, eval_every=eval_every, max_length=max_length)
+    trainer = finetune.sft_trainer(
+        model,
+        tokenizer,
+        args,
+        train_dataset,
+        peft_config=finetune.lora_config(),
+        callbacks=[audit, recorder],
+    )
+    before = finetune.text_loss(trainer.model, tokenizer, eval_dataset, max_length=max_length)
+    trainer.train()
+    report = audit.report()
+    peft_model = trainer.model
+    sample = finetune.generate_answer(peft_model, tokenizer, prompt) if prompt else ""
+    if label is None:
+        label = (
+            precision
+            if base_dtype == torch.float32
+            else f"{precision}, {dtype_name(base_dtype)} base"
+        )
+    return RunResult(
+        label=label,
+        precision=precision,
+        base_dtype=dtype_name(base_dtype),
+        model=model_name,
+        device=str(args.device),
+        steps=steps,
+        batch_size=batch_size,
+        max_length=max_length,
+        learning_rate=learning_rate,
+        train_loss=[(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h],
+        eval_loss=[(0, before), *recorder.eval_loss],
+        step_times_s=recorder.step_times,
+        saved_bytes=recorder.saved_bytes,
+        weight_bytes=sum(p.numel() * p.element_size() for p in peft_model.parameters()),
+        trainable_params=sum(p.numel() for p in peft_model.parameters() if p.requires_grad),
+        cuda_peak_bytes=recorder.cuda_peak,
+        weight_dtypes=report.weight_dtypes,
+        audit=dict(
+            dataclasses.asdict(report),
+            ran=report.ran,
+            verdict=report.verdict,
+            problems=report.problems,
+        ),
+        sample=sample,
+    )
+
+
+# ---------------------------------------------------------------------------------- comparing
+
+
+def compare(runs: list[RunResult]) -> str:
+    """A fixed-width table: what ran, time per step, memory, held-out loss before -> after."""
+    header = (
+        f"{'run':<18} {'ran (audit)':<24} {'ms/step':>8} {'saved MiB':>10} {'weights MiB':>12} "
+        f"{'CUDA peak MiB':>14} {'eval loss':>17}"
+    )
+    lines = [header, "-" * len(header)]
+    for run in runs:
+        peak = f"{run.cuda_peak_bytes / 2**20:.1f}" if run.cuda_peak_bytes else "n/a (CPU)"
+        lines.append(
+            f"{run.label:<18} {run.audit['ran']:<24} {1e3 * run.time_per_step_s:>8.1f} "
+            f"{run.saved_bytes / 2**20:>10.2f} {run.weight_bytes / 2**20:>12.2f} {peak:>14} "
+            f"{run.first_eval_loss:>7.3f} -> {run.final_eval_loss:<6.3f}"
+        )
+    return "\n".join(lines)
+
+
+def plot_runs(runs: list[RunResult], title: str | None = None):
+    """Training loss per step (thin) and held-out loss (markers) of every run, overlaid."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, run in enumerate(runs):
+        color = f"C{i}"
+        steps, losses = zip(*run.train_loss, strict=True) if run.train_loss else ((), ())
+        ax.plot(steps, losses, color=color, alpha=0.45, linewidth=1, label=f"{run.label}: train")
+        e_steps, e_losses = zip(*run.eval_loss, strict=True)
+        ax.plot(e_steps, e_losses, "o--", color=color, label=f"{run.label}: held-out (fp32 eval)")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (nats/token)")
+    ax.set_title(title or "Same LoRA fine-tuning, different precisions")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
