@@ -1,0 +1,269 @@
+"""Timing and bookkeeping shared by the benchmarks (``course_utils.bench``, ``bench_train``).
+
+- ``time_call(fn, device)`` -> ``Timing``: warm-up, then repeated calls timed with CUDA events on a
+  GPU (``time.perf_counter`` around ``synchronize`` elsewhere), and their median.
+- ``free_memory_bytes(device)`` and ``check_fits(bytes_needed, device)``: so that a size that does
+  not fit is reported and skipped instead of crashing the process (or, on Linux, getting it
+  killed by the kernel after an over-committed allocation).
+- ``is_out_of_memory(exc)``: recognise the allocation errors of CUDA and CPU allocators.
+- ``provenance(command)`` and ``write_json(data, path)``: every result file says where, when and
+  how it was measured.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+SCHEMA = "course-bench/1"
+
+# Of the memory reported free, how much a benchmark may plan to use (the rest is headroom for
+# the allocator, the framework and everything else running).
+MEMORY_HEADROOM = 0.8
+
+
+# ---------------------------------------------------------------------------------------- timing
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call: the median of ``times_s`` (each one call), after ``warmup`` calls."""
+
+    median_s: float
+    times_s: tuple[float, ...] = field(repr=False)
+    warmup: int
+    method: str  # "cuda events" or "perf_counter + synchronize" or "perf_counter"
+
+    @property
+    def reps(self) -> int:
+        return len(self.times_s)
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median of the timed calls: a quick measure of noise."""
+        return (max(self.times_s) - min(self.times_s)) / self.median_s if self.median_s else 0.0
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the device's queued work (CUDA and MPS run asynchronously; a CPU does not)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def time_call(
+    fn: Callable[[], Any],
+    device: torch.device | str = "cpu",
+    *,
+    warmup: int = 1,
+    reps: int = 10,
+    min_reps: int = 3,
+    budget_s: float = 1.0,
+) -> Timing:
+    """Time ``fn()`` properly: ``warmup`` untimed calls (kernel selection, caches, lazy init),
+    then up to ``reps`` timed calls, fewer if they would take more than ``budget_s`` in all (but
+    at least ``min_reps``, and at least one). Returns the median, which a single slow call
+    (another process, a page fault) does not move.
+
+    On CUDA each call is timed with a pair of CUDA events (GPU time, no launch latency of the
+    host); elsewhere with ``time.perf_counter`` around the call and a synchronize.
+    """
+    _check_int(warmup, "warmup", 0)
+    _check_int(reps, "reps", 1)
+    _check_int(min_reps, "min_reps", 1)
+    if not (isinstance(budget_s, (int, float)) and budget_s > 0):
+        raise ValueError(f"budget_s must be a positive number of seconds, got {budget_s!r}")
+    device = torch.device(device)
+    estimate = None
+    for _ in range(warmup):
+        started = time.perf_counter()
+        fn()
+        synchronize(device)
+        estimate = time.perf_counter() - started
+    if estimate is not None and estimate > 0:
+        reps = max(1, min(reps, max(min_reps, math.floor(budget_s / estimate))))
+    if device.type == "cuda":
+        pairs = []
+        for _ in range(reps):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            pairs.append((start, end))
+        torch.cuda.synchronize(device)
+        times = tuple(start.elapsed_time(end) / 1e3 for start, end in pairs)
+        method = "cuda events"
+    else:
+        times_list = []
+        for _ in range(reps):
+            started = time.perf_counter()
+            fn()
+            synchronize(device)
+            times_list.append(time.perf_counter() - started)
+        times = tuple(times_list)
+        method = "perf_counter" if device.type == "cpu" else "perf_counter + synchronize"
+    return Timing(statistics.median(times), times, warmup, method)
+
+
+# ---------------------------------------------------------------------------------------- memory
+def free_memory_bytes(device: torch.device | str = "cpu") -> int | None:
+    """Bytes a new allocation can use on ``device``: CUDA's free memory, or the operating
+    system's available memory for the CPU (None where it cannot be read)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type == "mps":
+        return None
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_fits(bytes_needed: int, device: torch.device | str = "cpu") -> str | None:
+    """None if ``bytes_needed`` fits in ``MEMORY_HEADROOM`` of the free memory, else the reason
+    (a sentence) why it was skipped."""
+    free = free_memory_bytes(device)
+    if free is None or bytes_needed <= MEMORY_HEADROOM * free:
+        return None
+    return (
+        f"does not fit: needs about {format_bytes(bytes_needed)}, "
+        f"{format_bytes(free)} free on {torch.device(device)}"
+    )
+
+
+_OOM_MARKERS = (
+    "out of memory",
+    "can't allocate memory",
+    "defaultcpuallocator",
+    "not enough memory",
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for the allocation failures of the CUDA and CPU allocators."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in _OOM_MARKERS)
+
+
+def release_memory(device: torch.device | str) -> None:
+    """Give cached blocks back after a failed allocation, so the next size starts clean."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def format_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+# ------------------------------------------------------------------------------------ provenance
+def device_name(device: torch.device | str) -> str:
+    """'NVIDIA H100 80GB HBM3' for a GPU, the CPU's model name for the CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    from course_utils.hardware import detect
+
+    return detect().cpu.model
+
+
+def provenance(device: torch.device | str, command: str | None = None) -> dict[str, Any]:
+    """Where, when and how a result was measured: device name, driver, versions, date, command,
+    git commit of the course."""
+    from course_utils.hardware import detect
+
+    device = torch.device(device)
+    hw = detect()
+    info: dict[str, Any] = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command if command is not None else " ".join([sys.executable, *sys.argv]),
+        "device": str(device),
+        "device_name": device_name(device),
+        "cpu": hw.cpu.model,
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "hip": getattr(torch.version, "hip", None),
+        "driver": hw.driver_version,
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "git_commit": _git_commit(),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info["capability"] = f"{props.major}.{props.minor}"
+        info["gpu_memory_bytes"] = int(props.total_memory)
+    return info
+
+
+def _git_commit() -> str | None:
+    root = pathlib.Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def write_json(data: dict[str, Any], path: str | os.PathLike) -> pathlib.Path:
+    """Write ``data`` as indented JSON (NaN/inf become null); create parent folders."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite(data), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _check_int(value: Any, name: str, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")

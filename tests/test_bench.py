@@ -1,0 +1,307 @@
+"""course_utils.bench (matmul throughput, peaks, training steps, memory vs batch), the
+scripts/bench.py CLI and the CPU-safe parts of scripts/gpu_check.sh."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import time
+
+import pytest
+import torch
+from conftest import REPO_ROOT
+
+from course_utils import bench, bench_core, bench_train
+from course_utils.bench_peaks import GPU_PEAKS, lookup_peak
+
+
+# ------------------------------------------------------------------------------------- timing
+def test_time_call_takes_the_median_after_warmup():
+    calls = []
+
+    def fn():
+        calls.append(time.perf_counter())
+        time.sleep(0.002 if len(calls) != 3 else 0.2)  # one slow call must not move the median
+
+    timing = bench_core.time_call(fn, "cpu", warmup=1, reps=7, budget_s=10.0)
+    assert len(calls) == 1 + 7 and timing.reps == 7 and timing.warmup == 1
+    assert 0.002 <= timing.median_s < 0.1
+    assert timing.method == "perf_counter"
+
+
+def test_time_call_shrinks_reps_to_its_budget_but_keeps_a_minimum():
+    timing = bench_core.time_call(lambda: time.sleep(0.05), warmup=1, reps=50, budget_s=0.1)
+    assert timing.reps == 3  # budget / estimate = 2, raised to min_reps
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [({"warmup": -1}, ValueError), ({"reps": 0}, ValueError), ({"budget_s": 0}, ValueError),
+     ({"reps": 2.5}, TypeError)],
+)  # fmt: skip
+def test_time_call_rejects_bad_settings(kwargs, error):
+    with pytest.raises(error):
+        bench_core.time_call(lambda: None, **kwargs)
+
+
+def test_out_of_memory_errors_are_recognised():
+    assert bench_core.is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
+    assert bench_core.is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: can't allocate memory"))  # fmt: skip
+    assert not bench_core.is_out_of_memory(
+        RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+    )
+    assert bench_core.check_fits(1024, "cpu") is None
+    assert "does not fit" in bench_core.check_fits(10**18, "cpu")
+
+
+def test_write_json_turns_nan_into_null(tmp_path):
+    path = bench_core.write_json({"a": math.nan, "b": [1.0, math.inf]}, tmp_path / "x" / "r.json")
+    assert json.loads(path.read_text()) == {"a": None, "b": [1.0, None]}
+
+
+# ------------------------------------------------------------------------------------- matmul
+def test_matmul_flops():
+    assert bench.matmul_flops(2, 3, 4) == 48
+
+
+def test_fp32_matmul_on_this_cpu_is_measured():
+    r = bench.matmul_throughput("fp32", 64, "cpu", reps=3)
+    assert r.skipped is None and r.seconds > 0 and r.reps >= 1
+    assert r.flops == 2 * 64**3
+    assert r.tflops == pytest.approx(r.flops / r.seconds / 1e12)
+
+
+@pytest.mark.parametrize(("dtype", "word"), [("tf32", "tf32"), ("fp8", "fp8")])
+def test_dtypes_a_cpu_cannot_multiply_in_are_skipped_with_the_reason(dtype, word):
+    r = bench.matmul_throughput(dtype, 64, "cpu")
+    assert r.tflops is None and word in r.skipped and "NVIDIA" in r.skipped
+
+
+def test_a_size_that_does_not_fit_is_skipped_not_allocated():
+    started = time.perf_counter()
+    r = bench.matmul_throughput("fp32", 10**7, "cpu")  # 400 TB per operand
+    assert r.tflops is None and r.skipped.startswith("does not fit")
+    assert time.perf_counter() - started < 1.0
+
+
+def test_an_out_of_memory_error_is_reported_and_other_errors_are_not_hidden(monkeypatch):
+    def oom(*args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(bench, "_operands", oom)
+    r = bench.matmul_throughput("fp32", 64, "cpu")
+    assert r.skipped.startswith("out of memory") and r.tflops is None
+
+    def bug(*args):
+        raise RuntimeError("shapes cannot be multiplied")
+
+    monkeypatch.setattr(bench, "_operands", bug)
+    with pytest.raises(RuntimeError, match="shapes"):
+        bench.matmul_throughput("fp32", 64, "cpu")
+
+
+@pytest.mark.parametrize(("args", "error"), [(("fp64", 64), ValueError), (("fp32", 0), ValueError),
+                                             (("fp32", 64.0), ValueError)])  # fmt: skip
+def test_bad_matmul_arguments(args, error):
+    with pytest.raises(error, match="fp32, tf32|positive int"):
+        bench.matmul_throughput(*args, device="cpu")
+
+
+def test_sweep_compares_to_the_best_fp32_rate_on_a_cpu_and_round_trips_json():
+    sweep = bench.matmul_sweep(("fp32", "bf16", "tf32"), (32, 64), "cpu", budget_s=0.05)
+    assert [(r.dtype, r.size) for r in sweep.results] == [
+        ("fp32", 32), ("fp32", 64), ("bf16", 32), ("bf16", 64), ("tf32", 32), ("tf32", 64)
+    ]  # fmt: skip
+    ref, what = sweep.reference("bf16")
+    assert ref == sweep.best("fp32").tflops and "measured here" in what
+    assert sweep.fraction_of_peak("fp32") == 1.0
+    assert 0 < sweep.fraction_of_peak("bf16") and sweep.speedup("bf16") > 0
+    assert sweep.fraction_of_peak("tf32") is None and len(sweep.skipped()) == 2
+    text = sweep.table()
+    assert "skipped tf32 n=32,64" in text and "GFLOP/s" in text + "TFLOP/s"
+    again = bench.MatmulSweep.from_dict(json.loads(json.dumps(sweep.to_dict())))
+    assert again.results == sweep.results
+    ax = sweep.plot()
+    assert {line.get_label() for line in ax.get_lines()} >= {"fp32", "bf16"}
+
+
+def test_sweep_skips_sizes_predicted_to_take_too_long(monkeypatch):
+    def fake(dtype, size, device, budget_s):
+        return bench.MatmulResult(dtype, size, seconds=1.0, tflops=1e-9, reps=1)
+
+    monkeypatch.setattr(bench, "matmul_throughput", fake)
+    sweep = bench.matmul_sweep(("fp16",), (100, 200), "cpu", max_point_s=2.0)
+    assert sweep.results[0].seconds == 1.0
+    assert sweep.results[1].skipped.startswith("would take about 8.0 s")
+
+
+def test_recorded_benchmarks_reads_only_bench_files(tmp_path):
+    assert bench.recorded_benchmarks(tmp_path / "none") == []
+    good = {"schema": bench_core.SCHEMA, "kind": "bench", "provenance": {"date": "2026-01-01"}}
+    (tmp_path / "b.json").write_text(json.dumps(good))
+    (tmp_path / "other.json").write_text(json.dumps({"schema": "x", "kind": "train"}))
+    (tmp_path / "broken.json").write_text("{")
+    runs = bench.recorded_benchmarks(tmp_path)
+    assert [r["file"] for r in runs] == ["b.json"]
+
+
+# -------------------------------------------------------------------------------------- peaks
+def test_vendor_peaks_halve_sparsity_figures_and_cite_sources():
+    h100 = lookup_peak("NVIDIA H100 80GB HBM3")
+    assert h100.model == "H100 SXM" and h100.listed["bf16"] == 1979 and h100.dense("bf16") == 989.5
+    assert h100.dense("fp32") == 67  # CUDA-core fp32 is not a sparsity figure
+    assert lookup_peak("NVIDIA H100 PCIe").model == "H100 PCIe"
+    assert lookup_peak("NVIDIA H200").dense("fp8") == 1979
+    assert lookup_peak("NVIDIA A100-SXM4-80GB").dense("bf16") == 312  # listed dense already
+    assert lookup_peak("Tesla T4").dense("bf16") is None  # no bf16 tensor cores
+    assert lookup_peak("NVIDIA GH200 480GB") is None and lookup_peak("Mystery GPU") is None
+    assert all(row.source.startswith("https://") for row in GPU_PEAKS)
+    with pytest.raises(ValueError, match="fp64"):
+        h100.dense("fp64")
+    with pytest.raises(TypeError):
+        lookup_peak(None)
+
+
+def test_fraction_of_vendor_peak_on_a_listed_gpu():
+    sweep = bench.MatmulSweep(
+        "cuda", "NVIDIA H100 80GB HBM3",
+        [bench.MatmulResult("bf16", 8192, seconds=1.0, tflops=791.6, reps=5)],
+        peak=lookup_peak("NVIDIA H100 80GB HBM3"),
+    )  # fmt: skip
+    assert sweep.fraction_of_peak("bf16") == pytest.approx(0.8)
+    assert "H100 SXM dense bf16 peak" in sweep.reference("bf16")[1]
+
+
+def test_gpu_targets_are_measured_against_their_thresholds(monkeypatch):
+    monkeypatch.setattr(bench, "large_product_reference", lambda *a: 800.0)
+    sweep = bench.MatmulSweep("cuda", "NVIDIA H200", [
+        bench.MatmulResult("bf16", 8192, seconds=1.0, tflops=700.0, reps=5)], lookup_peak("H200"))  # fmt: skip
+    step = bench.StepResult("gpt2-small", "bf16", 8, 1024, 124_000_000, "cuda", mfu=0.3)
+    targets = bench.gpu_targets(sweep, [step], "cuda")
+    assert targets["bf16_matmul"]["ratio"] == pytest.approx(0.875)
+    assert targets["bf16_matmul"]["met"] is True
+    assert targets["gpt2_small_bf16_mfu"] == {
+        "mfu": 0.3, "batch_size": 8, "seq_len": 1024, "target": 0.35, "met": False
+    }  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- training steps
+@pytest.fixture(scope="module")
+def mini():
+    return bench_train.build_model("mini")
+
+
+def test_flops_per_token_follow_nanogpt(mini):
+    c = mini.config
+    n = sum(p.numel() for p in mini.parameters()) - c.n_positions * c.n_embd  # minus wpe
+    assert bench_train.non_embedding_params(mini) == n
+    expected = 6 * n + 12 * c.n_layer * c.n_head * (c.n_embd // c.n_head) * 64
+    assert bench_train.train_flops_per_token(mini, 64) == expected
+    assert bench.mfu(1000.0, 1e9, 1.0) == pytest.approx(1.0)
+    assert bench.mfu(1000.0, 1e9, None) is None
+    with pytest.raises(TypeError, match="GPT-2"):
+        bench_train.train_flops_per_token(torch.nn.Linear(2, 2), 8)
+
+
+def test_train_step_sweep_measures_fp32_and_skips_fp16_on_a_cpu(monkeypatch):
+    rows = bench.train_step_sweep(
+        ("mini",), (1,), ("fp32", "fp16"), seq_len=16, steps=1, warmup_steps=1, device="cpu",
+        peak_tflops={"fp32": 1.0, "fp16": None},
+    )  # fmt: skip
+    fp32, fp16 = rows
+    assert fp32.skipped is None and fp32.steps_timed == 1 and fp32.step_s > 0
+    assert fp32.tokens_per_s == pytest.approx(16 / fp32.step_s)
+    assert fp32.mfu == pytest.approx(fp32.tflops / 1.0) and fp32.peak_mem_bytes is None
+    assert fp16.step_s is None and "fp16 on a CPU" in fp16.skipped
+    # a point that does not fit is skipped, not run
+    monkeypatch.setattr(bench_train, "check_fits", lambda *a: "does not fit: needs 9 GiB")
+    (row,) = bench.train_step_sweep(("mini",), (2,), ("fp32",), seq_len=16, steps=1, device="cpu")
+    assert row.skipped == "does not fit: needs 9 GiB"
+    with pytest.raises(ValueError, match="context"):
+        bench.train_step_sweep(("mini",), (1,), ("fp32",), seq_len=4096, device="cpu")
+    with pytest.raises(ValueError, match="unknown model preset"):
+        bench.train_step_sweep(("gpt5",), (1,), ("fp32",), device="cpu")
+
+
+def test_memory_vs_batch_autocast_costs_memory_at_batch_1_and_saves_less_than_half(mini):
+    points = bench.memory_vs_batch(mini, (1, 8), 32)
+    by = {(p.precision, p.batch_size): p for p in points}
+    assert by["fp32", 1].model_state == by["bf16", 1].model_state  # fp32 master weights + AdamW
+    assert by["fp32", 1].weight_copies == 0 < by["bf16", 1].weight_copies
+    assert by["bf16", 1].total > by["fp32", 1].total  # the 16-bit copies outweigh the savings
+    assert by["bf16", 8].total < by["fp32", 8].total
+    assert bench.crossover_batch(points) == 8
+    assert all(by["bf16", b].total > 0.5 * by["fp32", b].total for b in (1, 8))  # never -50%
+
+
+# ------------------------------------------------------------------------------------ the CLI
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_cli_writes_json_with_provenance(tmp_path, capsys):
+    cli = load_script("bench")
+    argv = ["--device", "cpu", "--dtypes", "fp32", "tf32", "--sizes", "32", "--models", "mini",
+            "--batch-sizes", "1", "--precisions", "fp32", "--seq-len", "16", "--steps", "1",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert cli.main(argv) == 0
+    (path,) = tmp_path.glob("bench-*.json")
+    data = json.loads(path.read_text())
+    assert data["schema"] == "course-bench/1" and data["kind"] == "bench"
+    prov = data["provenance"]
+    assert {"date", "command", "device_name", "torch", "git_commit"} <= set(prov)
+    assert prov["command"].startswith("python scripts/bench.py --device cpu")
+    assert [r["dtype"] for r in data["matmul"]["results"]] == ["fp32", "tf32"]
+    assert data["matmul"]["results"][1]["skipped"] and data["train_step"][0]["step_s"] > 0
+    assert "targets" not in data  # GPU only
+    assert f"wrote {path}" in capsys.readouterr().out
+    assert bench.recorded_benchmarks(tmp_path)[0]["file"] == path.name
+
+
+# ---------------------------------------------------------------------------- gpu_check.sh
+GPU_CHECK = REPO_ROOT / "scripts" / "gpu_check.sh"
+
+
+def run_gpu_check(*args, **env):
+    return subprocess.run(
+        ["bash", str(GPU_CHECK), *args], capture_output=True, text=True, timeout=60,
+        env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def test_gpu_check_parses_and_dry_run_lists_every_step(tmp_path):
+    assert subprocess.run(["bash", "-n", str(GPU_CHECK)]).returncode == 0
+    done = run_gpu_check(str(tmp_path / "out"), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    for step in ("env", "wheels", "unit", "notebooks", "bench", "reference"):
+        assert f"[dry-run] {step} " in done.stdout
+    assert "--nbval-lax" in done.stdout and "scripts/bench.py --out" in done.stdout
+    assert not (tmp_path / "out" / "summary.txt").exists()  # a dry run writes nothing
+
+
+def test_gpu_check_stops_without_a_gpu_and_rejects_unknown_steps(tmp_path):
+    import sys
+
+    done = run_gpu_check(str(tmp_path), "--steps", "env", PYTHON=sys.executable)
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert done.returncode == 1
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "env: FAILED" in summary and "no usable GPU" in summary
+    assert "no CUDA GPU visible" in (tmp_path / "env.log").read_text()
+    bad = run_gpu_check(str(tmp_path), "--steps", "env,bogus")
+    assert bad.returncode == 2 and "unknown step 'bogus'" in bad.stderr
+
+
+def test_gpu_check_never_installs_torch_from_wheels():
+    text = GPU_CHECK.read_text()
+    optional = text.split('OPTIONAL="', 1)[1].split('"', 1)[0].split()
+    assert "nbval:nbval" in optional and "trl:trl" in optional
+    assert not any(item.split(":")[1] in {"torch", "triton"} for item in optional)
+    assert "pip install --no-index --find-links" in text
