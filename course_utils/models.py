@@ -1,0 +1,151 @@
+"""Load the course's shipped models (offline) the way a learner loads ``gpt2`` from the Hub.
+
+The course ships ``tiny-gpt2``: a 2.6M-parameter GPT-2 trained on CPU by
+``scripts/build_tiny_model.py`` (``data/models/tiny-gpt2/build_info.json`` says how and how well).
+
+>>> model, tokenizer = load_model_and_tokenizer()                  # doctest: +SKIP
+>>> model, tokenizer = load_model_and_tokenizer("gpt2")            # online only  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+
+import torch
+
+from course_utils.data import data_dir
+
+DEFAULT_MODEL = "tiny-gpt2"
+
+_DTYPES = {
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+}
+
+
+class ModelNotAvailableError(ValueError):
+    """A model name that is neither shipped with the course nor loadable from the Hub here."""
+
+
+def models_dir() -> pathlib.Path:
+    """``data/models``: one folder per shipped model."""
+    return data_dir() / "models"
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped in ``data/models`` (folders with a ``config.json``)."""
+    root = models_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file())
+
+
+SHIPPED_MODELS: tuple[str, ...] = tuple(shipped_models())
+
+
+def model_path(name: str = DEFAULT_MODEL) -> pathlib.Path:
+    """The folder of a shipped model (what ``from_pretrained`` is given)."""
+    _check_name(name)
+    if name not in shipped_models():
+        raise ModelNotAvailableError(
+            f"{name!r} is not a shipped model; shipped models: {_shipped_list()}"
+        )
+    return models_dir() / name
+
+
+def load_model_and_tokenizer(
+    name: str = DEFAULT_MODEL,
+    *,
+    dtype: torch.dtype | str | None = None,
+    device: str | torch.device | None = None,
+):
+    """``(model, tokenizer)`` for a shipped model, loaded offline with
+    ``AutoModelForCausalLM.from_pretrained(path)`` and ``AutoTokenizer.from_pretrained(path)``.
+
+    Any other ``name`` (``"gpt2"``, a Hub id, a local folder) goes to ``from_pretrained`` as is,
+    which needs the internet unless it is cached. ``dtype`` ("fp32", "bf16", "fp16" or a
+    ``torch.dtype``; default: the saved fp32) sets the weights' dtype; ``device`` moves the model
+    (default: the CPU, as ``from_pretrained`` leaves it). The model comes back as
+    ``from_pretrained`` returns it: in eval mode (call ``model.train()`` before training).
+    The tokenizer has a pad token (for gpt2 from the Hub, the eos token is used as pad).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _check_name(name)
+    torch_dtype = _resolve_dtype(dtype)
+    source = str(model_path(name)) if name in shipped_models() else name
+    kwargs = {} if torch_dtype is None else {"dtype": torch_dtype}
+    try:
+        with _quiet_loading():
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:  # not found, offline, no connection, not a causal LM
+        raise ModelNotAvailableError(_not_available_message(name, exc)) from exc
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if getattr(model, "loss_type", "") is None:
+        # GPT2LMHeadModel's class name matches no loss family, so transformers warns on every
+        # first forward and then uses the causal-LM loss anyway; name that loss to stay quiet.
+        model.loss_type = "ForCausalLM"
+    if device is not None:
+        model.to(device)
+    return model, tokenizer
+
+
+def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (shared tensors counted once), optionally only trainable ones."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _check_name(name) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"model name must be a non-empty string, got {name!r}")
+
+
+def _resolve_dtype(dtype) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        if dtype is not None and not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+        return dtype
+    if isinstance(dtype, str) and dtype.lower() in _DTYPES:
+        return _DTYPES[dtype.lower()]
+    raise ValueError(f"unknown dtype {dtype!r}: use one of {', '.join(_DTYPES)} or a torch.dtype")
+
+
+def _shipped_list() -> str:
+    names = shipped_models()
+    return ", ".join(repr(n) for n in names) if names else f"none (no models in {models_dir()})"
+
+
+def _not_available_message(name: str, exc: Exception) -> str:
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    why = "HF_HUB_OFFLINE is set, so the Hub was not asked" if offline else f"{exc}".splitlines()[0]
+    return (
+        f"cannot load model {name!r}: it is not shipped with the course and the Hugging Face Hub "
+        f"could not provide it ({why}).\n"
+        f"Shipped models (work offline): {_shipped_list()}.\n"
+        "To load a Hub model such as 'gpt2', you need internet access and HF_HUB_OFFLINE unset "
+        "(in Python: os.environ.pop('HF_HUB_OFFLINE', None) before importing transformers)."
+    )
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """Hide transformers' "Loading weights" progress bar (it would land in notebook outputs)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
