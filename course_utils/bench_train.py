@@ -377,3 +377,51 @@ def geometric_mean(values: Sequence[float]) -> float:
     if not values:
         raise ValueError("geometric_mean of an empty sequence")
     return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+# ------------------------------------------------------------------------ the tutorial's claims
+CLAIMED_SPEEDUP = (1.5, 2.0)  # "speeds up training 1.5-2x"
+CLAIMED_MEMORY_SAVING = 0.5  # "cuts GPU memory by 50%"
+
+
+def claim_verdicts(
+    step_results: Sequence[StepResult] = (),
+    memory_points: Sequence[MemoryPoint] = (),
+    amp: str = "bf16",
+) -> list[str]:
+    """One line per claim of the original tutorial, tested against measurements: the step-time
+    speedup of ``amp`` over fp32, and its memory saving (CUDA peaks when the step results have
+    them, else the measured anatomy of ``memory_points``)."""
+    lines = []
+    ups = {k: v for k, v in speedups(step_results).items() if k[2] == amp}
+    if ups:
+        shown = ", ".join(f"{m} batch {b}: {s:.2f}x" for (m, b, _), s in sorted(ups.items()))
+        low, high = CLAIMED_SPEEDUP
+        inside = [low <= s <= high for s in ups.values()]
+        verdict = "holds" if all(inside) else "holds for some" if any(inside) else "does not hold"
+        lines.append(f"speed ({amp} vs fp32 step time): {shown} -> the 1.5-2x claim {verdict} here")
+    savings = _memory_savings(step_results, memory_points, amp)
+    if savings:
+        shown = ", ".join(f"{label}: {s:+.0%}" for label, s in savings)
+        reached = [s <= -CLAIMED_MEMORY_SAVING for _, s in savings]
+        verdict = "holds" if all(reached) else "holds for some" if any(reached) else "does not hold"
+        lines.append(f"memory ({amp} vs fp32): {shown} -> the -50% claim {verdict} here")
+    return lines
+
+
+def _memory_savings(step_results, memory_points, amp) -> list[tuple[str, float]]:
+    """[(label, amp bytes / fp32 bytes - 1)]: CUDA peaks if measured, else the anatomy."""
+    peaks = {(r.model, r.batch_size, r.precision): r.peak_mem_bytes for r in step_results}
+    rows = [
+        (f"{m} batch {b}", peaks[m, b, amp] / peaks[m, b, "fp32"] - 1)
+        for (m, b, p) in sorted(peaks)
+        if p == amp and peaks[m, b, p] and peaks.get((m, b, "fp32"))
+    ]
+    if rows:
+        return rows
+    totals = {(p.batch_size, p.precision): p.total for p in memory_points}
+    return [
+        (f"batch {b}", totals[b, amp] / totals[b, "fp32"] - 1)
+        for (b, p) in sorted(totals)
+        if p == amp and (b, "fp32") in totals
+    ]

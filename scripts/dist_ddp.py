@@ -7,14 +7,15 @@ Run with torchrun (gloo on CPUs, NCCL on GPUs):
 or from Python: ``course_utils.distributed.launch("dist_ddp", ["--precision", "bf16"])``.
 
 Each rank trains on its slice of every step's global batch. DDP all-reduces (averages) the
-gradients in backward, so every rank applies the same update. Step 1's averaged gradient is
-compared with the gradient one process computes on the whole global batch: DDP is one big
-batch, split.
+gradients in backward, so every rank applies the same update. Before training, the averaged
+gradient of step 1's batch is compared with the gradient one process computes on the whole
+global batch, in fp32 and in the chosen precision: DDP is one big batch, split.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import time
 
@@ -24,6 +25,13 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from course_utils import dist_worker as W
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(ctx: W.Context, precision: str):
+    """``torch.autocast`` for bf16/fp16; nothing for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(ctx.device.type, dtype=DTYPES[precision])
 
 
 def main(argv=None) -> None:
@@ -37,34 +45,37 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     ctx = W.init()
-    amp_dtype = DTYPES.get(args.precision)
     model = W.build_model(args.model).to(ctx.device)
     vocab = model.config.vocab_size
     reference = copy.deepcopy(model) if ctx.rank == 0 else None  # one process, whole batch
     ddp = DDP(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
-    optimizer = torch.optim.AdamW(ddp.parameters(), lr=args.lr)
-    scaler = torch.amp.GradScaler(ctx.device.type, enabled=args.precision == "fp16")
     ctx.log(
         f"{ctx.backend} | device {ctx.device} | {args.model} | precision {args.precision} | "
         f"local batch {args.batch_size} x {args.seq_len}, global batch "
         f"{args.batch_size * ctx.world_size} x {args.seq_len}"
     )
 
+    # DDP vs one process, on step 1's batch, before any update.
+    grad_errors = {}
+    for precision in dict.fromkeys(("fp32", args.precision)):
+        error = compare_with_one_process(ctx, ddp, reference, vocab, args, precision)
+        if error is not None:
+            grad_errors[precision] = error
+            ctx.log(f"step-1 gradient, DDP vs one process on the global batch, {precision}: "
+                    f"rel. error {error:.2e}")  # fmt: skip
+
+    optimizer = torch.optim.AdamW(ddp.parameters(), lr=args.lr)
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=args.precision == "fp16")
     losses, global_losses, step_times = [], [], []
-    grad_error = None
     for step in range(1, args.steps + 1):
         started = time.perf_counter()
         batch = W.rank_batch(ctx, vocab, args.batch_size, args.seq_len, step)
-        with torch.autocast(
-            ctx.device.type, dtype=amp_dtype or torch.bfloat16, enabled=bool(amp_dtype)
-        ):
+        with autocast(ctx, args.precision):
             out = ddp(**batch)
-        if step == 1:
-            logits_dtype = out.logits.dtype
         scaler.scale(out.loss).backward()  # DDP averages the gradients across ranks here
         scaler.unscale_(optimizer)
         if step == 1:
-            grad_error = _compare_with_one_process(ctx, ddp, reference, vocab, args, amp_dtype)
+            logits_dtype = out.logits.dtype
             grad_dtype = next(ddp.parameters()).grad.dtype
         torch.nn.utils.clip_grad_norm_(ddp.parameters(), max_norm=1.0)
         scaler.step(optimizer)
@@ -78,15 +89,12 @@ def main(argv=None) -> None:
         global_losses.append(mean_loss)
         ctx.log(f"step {step} | local loss {losses[-1]:.4f} | global loss {mean_loss:.4f}")
 
-    checksum = W.param_checksum(ddp.module)
-    identical = W.same_on_all_ranks(checksum)
+    identical = W.same_on_all_ranks(W.param_checksum(ddp.module))
     weight_dtype = next(ddp.module.parameters()).dtype
     ctx.log(
         f"logits {logits_dtype} | weights {weight_dtype} | grads {grad_dtype} | "
         f"weights identical on all ranks: {identical}"
     )
-    if grad_error is not None:
-        ctx.log(f"step-1 gradient vs one process on the global batch: rel. error {grad_error:.2e}")
     W.write_result(
         ctx,
         {
@@ -101,26 +109,32 @@ def main(argv=None) -> None:
             "weight_dtype": str(weight_dtype),
             "grad_dtype": str(grad_dtype),
             "weights_identical": identical,
-            "grad_rel_error_vs_one_process": grad_error,
+            "grad_rel_error_vs_one_process": grad_errors or None,
         },
     )
     W.finish()
 
 
-def _compare_with_one_process(ctx, ddp, reference, vocab, args, amp_dtype):
-    """Rank 0: the gradient of one process on the whole global batch vs DDP's averaged one."""
-    if ctx.rank != 0:
-        return None
-    full = W.global_batch(vocab, ctx.world_size, args.batch_size, args.seq_len, step=1)
-    full = {k: v.to(ctx.device) for k, v in full.items()}
-    with torch.autocast(
-        ctx.device.type, dtype=amp_dtype or torch.bfloat16, enabled=bool(amp_dtype)
-    ):
-        # Each rank's loss is a mean over its rows; DDP averages those means. With equal slices
-        # that is the mean over the global batch, i.e. this loss.
-        loss = reference(**full).loss
-    loss.backward()
-    return W.relative_error(W.flat_grads(ddp.module), W.flat_grads(reference))
+def compare_with_one_process(ctx, ddp, reference, vocab, args, precision):
+    """Every rank: DDP's averaged gradient of step 1's batch. Rank 0 also: the gradient of one
+    process on the whole global batch, and their relative difference (None on other ranks).
+    Leaves no gradients behind."""
+    batch = W.rank_batch(ctx, vocab, args.batch_size, args.seq_len, step=1)
+    with autocast(ctx, precision):
+        ddp(**batch).loss.backward()  # all-reduced across ranks
+    error = None
+    if ctx.rank == 0:
+        full = W.global_batch(vocab, ctx.world_size, args.batch_size, args.seq_len, step=1)
+        full = {k: v.to(ctx.device) for k, v in full.items()}
+        with autocast(ctx, precision):
+            # Each rank's loss is a mean over its rows and DDP averages those means: with equal
+            # slices that is the mean over the global batch, i.e. this loss.
+            loss = reference(**full).loss
+        loss.backward()
+        error = W.relative_error(W.flat_grads(ddp.module), W.flat_grads(reference))
+        reference.zero_grad(set_to_none=True)
+    ddp.zero_grad(set_to_none=True)
+    return error
 
 
 if __name__ == "__main__":

@@ -305,3 +305,34 @@ def test_gpu_check_never_installs_torch_from_wheels():
     assert "nbval:nbval" in optional and "trl:trl" in optional
     assert not any(item.split(":")[1] in {"torch", "triton"} for item in optional)
     assert "pip install --no-index --find-links" in text
+
+
+# ------------------------------------------------------------------ claims and exercise checks
+def test_claim_verdicts_use_cuda_peaks_when_measured_else_the_anatomy():
+    steps = [
+        bench.StepResult("m", "fp32", 8, 64, 10, "cuda", step_s=1.0, peak_mem_bytes=1000),
+        bench.StepResult("m", "bf16", 8, 64, 10, "cuda", step_s=0.55, peak_mem_bytes=700),
+    ]
+    speed, memory = bench.claim_verdicts(steps)
+    assert "m batch 8: 1.82x" in speed and "claim holds here" in speed
+    assert "m batch 8: -30%" in memory and "does not hold" in memory
+    points = [bench.MemoryPoint("fp32", 1, 8, 10, 160, 0, 100),
+              bench.MemoryPoint("bf16", 1, 8, 10, 160, 20, 60)]  # fmt: skip
+    (memory,) = bench.claim_verdicts(memory_points=points)
+    assert memory.startswith("memory (bf16 vs fp32): batch 1: -8%")
+    assert bench.claim_verdicts() == []
+
+
+def test_exercise_07_checks_name_the_usual_mistakes():
+    from course_utils.exercises import evaluate
+
+    assert evaluate("07.matmul_tflops", lambda m, n, k, s: 2 * m * n * k / s / 1e12).passed
+    half = evaluate("07.matmul_tflops", lambda m, n, k, s: m * n * k / s / 1e12)
+    assert not half.passed and "multiply-add is 2 operations" in half.message
+    cube = evaluate("07.matmul_tflops", lambda m, n, k, s: 2 * n**3 / s / 1e12)
+    assert not cube.passed and "n**3" in cube.message
+    assert evaluate("07.mfu", lambda t, n, p: 6 * n * t / (p * 1e12)).passed
+    forward = evaluate("07.mfu", lambda t, n, p: 2 * n * t / (p * 1e12))
+    assert not forward.passed and "forward pass" in forward.message
+    percent = evaluate("07.mfu", lambda t, n, p: 600 * n * t / (p * 1e12))
+    assert "percentage" in percent.message
