@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 TORCH_INDEX ?=
 PIP_INDEX_ARGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 PORT   ?= 8888
+# JupyterLab refuses to run as root unless told to (containers, CI machines).
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
@@ -22,7 +24,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 lab: install
-	$(BIN)/jupyter lab --port=$(PORT) notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab --port=$(PORT) $(ROOT_FLAG) notebooks/00_start_here.ipynb
 
 test: install  ## lint, unit tests, nbval over every notebook, browser test
 	$(BIN)/ruff check .
