@@ -66,6 +66,9 @@ _BOOKKEEPING_OPS = {
 }
 
 
+_FLOATING = {"fp32", "bf16", "fp16", "fp64", "fp8_e4m3", "fp8_e5m2"}
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     """Short name of a dtype: ``torch.bfloat16`` -> ``"bf16"``."""
     if not isinstance(dtype, torch.dtype):
@@ -94,6 +97,11 @@ class OpCall:
     def is_cast(self) -> bool:
         """A dtype conversion (what autocast inserts): ``_to_copy`` from one dtype to another."""
         return self.op == "_to_copy" and self.inputs[:1] != self.outputs[:1]
+
+    @property
+    def is_floating(self) -> bool:
+        """Some input or output is a floating-point tensor (not only ints and bools)."""
+        return any(name in _FLOATING for name in (*self.inputs, *self.outputs))
 
     @property
     def is_bookkeeping(self) -> bool:
@@ -131,9 +139,11 @@ class OpTrace:
         by: tuple[str, ...] = ("op", "inputs", "output"),
         bookkeeping: bool = False,
         casts: bool = True,
+        floating_only: bool = True,
     ):
         """A pandas DataFrame, one row per distinct ``by`` columns (in order of first call),
-        with the number of ``calls``. Inputs are shown as "bf16, fp32"."""
+        with the number of ``calls``. Inputs are shown as "bf16, fp32". Integer-only ops (index
+        and mask arithmetic) are left out unless ``floating_only=False``."""
         import pandas as pd
 
         allowed = {"op", "inputs", "output", "outputs", "phase", "where"}
@@ -142,6 +152,8 @@ class OpTrace:
             raise KeyError(f"cannot group by {sorted(unknown)}: choose from {sorted(allowed)}")
         counts: Counter[tuple] = Counter()
         for call in self.select(phase, bookkeeping=bookkeeping, casts=casts):
+            if floating_only and not call.is_floating:
+                continue
             counts[tuple(_column(call, name) for name in by)] += 1
         rows = [dict(zip(by, key, strict=True)) | {"calls": n} for key, n in counts.items()]
         return pd.DataFrame(rows, columns=[*by, "calls"])

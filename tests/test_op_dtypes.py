@@ -80,7 +80,9 @@ def test_table_hides_bookkeeping_unless_asked(bf16_trace):
     assert "view" not in set(table.op) and "detach" not in set(table.op)
     assert "view" in set(bf16_trace.table(bookkeeping=True).op)
     assert "_to_copy" not in set(bf16_trace.table(casts=False).op)
-    assert table.calls.sum() == len(bf16_trace.select())
+    assert table.calls.sum() == sum(c.is_floating for c in bf16_trace.select())
+    assert "eq" not in set(table.op) and "eq" in set(bf16_trace.table(floating_only=False).op)
+    assert bf16_trace.table(floating_only=False).calls.sum() == len(bf16_trace.select())
     with pytest.raises(KeyError, match="cannot group by"):
         bf16_trace.table(by=("module",))
     with pytest.raises(ValueError, match="phase"):
