@@ -115,17 +115,21 @@ def unsupported_reason(dtype: str, device: torch.device | str) -> str | None:
 
 @contextlib.contextmanager
 def _fp32_matmul_mode(dtype: str, device: torch.device):
-    """fp32 -> IEEE fp32 matmuls; tf32 -> tensor-core tf32. Restores the setting after."""
+    """fp32 -> IEEE fp32 matmuls; tf32 -> tensor-core tf32. Restores the setting after.
+
+    ``torch.set_float32_matmul_precision`` sets the global flag and the per-backend
+    ``torch.backends.cuda.matmul.fp32_precision`` together; setting only the latter while the
+    global flag says "highest" makes cuBLAS matmuls refuse to run (mixed legacy/new TF32 APIs,
+    see aten/src/ATen/Context.cpp, ``allowTF32CuBLAS``)."""
     if device.type != "cuda" or dtype not in ("fp32", "tf32"):
         yield
         return
-    matmul = torch.backends.cuda.matmul
-    old = matmul.fp32_precision
-    matmul.fp32_precision = "tf32" if dtype == "tf32" else "ieee"
+    old = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high" if dtype == "tf32" else "highest")
     try:
         yield
     finally:
-        matmul.fp32_precision = old
+        torch.set_float32_matmul_precision(old)
 
 
 def _operands(dtype: str, size: int, device: torch.device):
