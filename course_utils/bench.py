@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import pathlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -196,6 +197,7 @@ class MatmulSweep:
     device_name: str
     results: list[MatmulResult] = field(default_factory=list)
     peak: GpuPeak | None = None
+    note: str = ""  # e.g. that the CPU was busy with other work while this was measured
 
     # -- lookups
     def points(self, dtype: str) -> list[MatmulResult]:
@@ -267,6 +269,8 @@ class MatmulSweep:
     def table(self) -> str:
         """A plain-text table (rates, fraction of the reference peak, and the skipped points)."""
         lines = [f"matmul throughput on {self.device_name} ({self.device})"]
+        if self.note:
+            lines.append(f"note: {self.note}")
         lines.append(f"{'dtype':6} {'n':>6} {'time/call':>12} {'rate':>16} {'of peak':>8}")
         for r in self.results:
             if r.skipped:
@@ -313,6 +317,7 @@ class MatmulSweep:
         return {
             "device": self.device,
             "device_name": self.device_name,
+            "note": self.note,
             "peak": None if self.peak is None else self.peak.row(),
             "reference": {
                 d: dict(zip(("tflops", "what"), self.reference(d), strict=True))
@@ -326,11 +331,27 @@ class MatmulSweep:
         """Rebuild a sweep from ``to_dict()`` output (a recorded run)."""
         try:
             results = [MatmulResult(**r) for r in data["results"]]
-            return cls(
-                data["device"], data["device_name"], results, lookup_peak(data["device_name"])
-            )
-        except (KeyError, TypeError) as exc:
+            peak = lookup_peak(data["device_name"]) if data["device"].startswith("cuda") else None
+            return cls(data["device"], data["device_name"], results, peak, data.get("note", ""))
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a matmul sweep record: {exc}") from exc
+
+
+def busy_cpu_note() -> str:
+    """A warning when other processes keep this machine's cores busy (1-minute load average
+    above the cores this process may use): CPU timings then include waiting for a core, and
+    multi-threaded matmuls can stall far beyond their real cost. Empty when the CPU is free."""
+    try:
+        load = os.getloadavg()[0]
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return ""
+    if load <= cores:
+        return ""
+    return (
+        f"this machine was busy (load average {load:.1f} on {cores} cores): other processes "
+        "competed for the CPU, so these times are inflated and noisy; rerun on an idle machine"
+    )
 
 
 def _rate(tflops: float) -> str:
@@ -365,6 +386,8 @@ def matmul_sweep(
     sweep = MatmulSweep(
         str(device), name, peak=lookup_peak(name) if device.type == "cuda" else None
     )
+    if device.type == "cpu":
+        sweep.note = busy_cpu_note()
     for dtype in dtypes:
         last: MatmulResult | None = None
         for n in sizes:

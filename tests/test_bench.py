@@ -336,3 +336,13 @@ def test_exercise_07_checks_name_the_usual_mistakes():
     assert not forward.passed and "forward pass" in forward.message
     percent = evaluate("07.mfu", lambda t, n, p: 600 * n * t / (p * 1e12))
     assert "percentage" in percent.message
+
+
+def test_a_busy_cpu_is_said_in_the_sweep(monkeypatch):
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: (64.0, 0.0, 0.0))
+    sweep = bench.matmul_sweep(("fp32",), (16,), "cpu")
+    assert "busy (load average 64.0" in sweep.note and sweep.table().splitlines()[1].startswith(
+        "note:"
+    )
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert bench.busy_cpu_note() == ""
