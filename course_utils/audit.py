@@ -153,8 +153,11 @@ class AuditReport:
     def verdict(self) -> str:
         """One line: what ran, and OK or the first problem."""
         if self.ok:
-            asked = f" (as requested: {self.requested})" if self.requested else ""
-            return f"OK: ran {self.ran}{asked}"
+            if self.requested is None:
+                return f"OK: ran {self.ran}"
+            if self.ran_precision == self.requested:
+                return f"OK: ran {self.ran} (as requested: {self.requested})"
+            return f"OK: ran {self.ran} (the flags asked for {self.requested}; the weights' dtype decided)"
         return f"MISMATCH: ran {self.ran}; {self.problems[0]}"
 
     def __str__(self) -> str:

@@ -34,12 +34,11 @@ DATASET_NAME = "python_builtins_qa"
 SPLITS = ("train", "heldout")
 TEXT_FIELD = "text"
 PRECISIONS = ("fp32", "bf16", "fp16")
-ANSWER_MARK = "\nAnswer:"
 
 # Defaults of the course's CPU-sized run (notebook 05); scripts pass bigger ones on a GPU.
 DEFAULT_MAX_LENGTH = 64
 DEFAULT_BATCH_SIZE = 4
-DEFAULT_LEARNING_RATE = 3e-3
+DEFAULT_LEARNING_RATE = 5e-3
 
 
 # ---------------------------------------------------------------------------------- data
@@ -108,11 +107,13 @@ def check_sft_dataset(dataset, *, text_field: str = TEXT_FIELD, what: str = "tra
 
 
 def prompt_of(text: str) -> str:
-    """The question part of an example, up to and including ``"Answer:"``: what a learner types
-    to ask the fine-tuned model."""
-    if ANSWER_MARK not in text:
-        raise ValueError(f"no {ANSWER_MARK.strip()!r} in {text[:60]!r}...")
-    return text.split(ANSWER_MARK, 1)[0] + ANSWER_MARK
+    """The question line of an example, with its newline: what a learner types to ask the model
+    (the answer follows on the next line)."""
+    if not isinstance(text, str) or "\n" not in text:
+        raise ValueError(
+            f"expected 'Question: ...?' then the answer on the next line, got {text!r}"
+        )
+    return text.split("\n", 1)[0] + "\n"
 
 
 # ---------------------------------------------------------------------------------- configs
@@ -155,7 +156,8 @@ def sft_config(
 
     It sets ``bf16``/``fp16`` explicitly (TRL would turn bf16 on by default), ``use_cpu=True``
     when the device is a CPU (needed for bf16 there), no checkpoints, no progress bars, no
-    reporting, a log line every step and ``activation_checkpointing=False`` (TRL turns it on by
+    reporting, a constant learning rate (so a shorter run is the start of a longer one), a log
+    line every step and ``activation_checkpointing=False`` (TRL turns it on by
     default; at this size it only costs time). ``overrides`` go to ``SFTConfig`` as they are.
     """
     from trl import SFTConfig
@@ -175,6 +177,7 @@ def sft_config(
         "max_steps": steps,
         "per_device_train_batch_size": batch_size,
         "learning_rate": learning_rate,
+        "lr_scheduler_type": "constant",
         "max_length": max_length,
         "dataset_text_field": TEXT_FIELD,
         "seed": seed,
@@ -205,6 +208,16 @@ def _check_no_conflict(precision: str, overrides: dict) -> None:
                 f"precision={precision!r} but {name}={value!r}: give the precision once, as "
                 f"precision='fp32', 'bf16' or 'fp16'"
             )
+
+
+def available_precisions(device: str | torch.device | None = None) -> tuple[str, ...]:
+    """The precisions a Trainer accepts on ``device`` (default: CUDA if present, else the CPU):
+    all three on a CPU (bf16 through ``use_cpu=True``, fp16 accepted but not applied) and on
+    GPUs with bf16; ("fp32", "fp16") on GPUs without bf16 (V100, T4), where ``bf16=True`` fails."""
+    device_type = torch.device(device).type if device is not None else _default_device_type()
+    if device_type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        return ("fp32", "fp16")
+    return PRECISIONS
 
 
 def _default_device_type() -> str:
@@ -271,6 +284,17 @@ def _datasets_quiet():
     finally:
         if was_enabled:
             ds_logging.enable_progress_bar()
+
+
+def outcome(attempt) -> str:
+    """Call ``attempt()`` and say what happened in one line: ``"works"``, or the exception's type
+    and the first line of its message (for showing API changes side by side)."""
+    try:
+        attempt()
+    except Exception as exc:  # noqa: BLE001 - we report whatever the library raised
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"{type(exc).__name__}: {first_line}"
+    return "works"
 
 
 # ---------------------------------------------------------------------------------- measuring

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 
 import torch
 from transformers import TrainerCallback
@@ -52,7 +53,7 @@ class RunResult:
     cuda_peak_bytes: int | None
     weight_dtypes: dict[str, dict[str, int]]  # "trainable"/"frozen" -> dtype -> count
     audit: dict  # AuditReport fields + "ran", "verdict", "problems"
-    sample: str = ""  # a greedy answer after training (see run_finetune's prompt)
+    samples: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (prompt, answer)
 
     @property
     def final_eval_loss(self) -> float:
@@ -79,7 +80,7 @@ class RunResult:
         if unknown:
             raise ValueError(f"unknown RunResult fields: {', '.join(sorted(unknown))}")
         data = dict(data)
-        for key in ("train_loss", "eval_loss"):
+        for key in ("train_loss", "eval_loss", "samples"):
             data[key] = [tuple(pair) for pair in data.get(key, [])]
         return cls(**data)
 
@@ -185,14 +186,14 @@ def run_finetune(
     device: str | torch.device | None = None,
     train_dataset=None,
     eval_dataset=None,
-    prompt: str | None = None,
+    prompts: Sequence[str] = (),
     label: str | None = None,
 ) -> RunResult:
     """Fine-tune a fresh ``model_name`` with LoRA for ``steps`` steps in ``precision`` and return
     what happened. Same seed, data and LoRA for every call, so runs differ only in precision.
 
     ``base_dtype=torch.bfloat16`` loads the base model in bf16 (LoRA adapters stay fp32: PEFT
-    upcasts them). ``prompt``: generate a greedy answer to it after training (``sample``).
+    upcasts them). ``prompts``: questions to answer (greedily) after training, in ``samples``.
     """
     from course_utils.models import load_model_and_tokenizer
 
@@ -225,7 +226,7 @@ def run_finetune(
     trainer.train()
     report = audit.report()
     peft_model = trainer.model
-    sample = finetune.generate_answer(peft_model, tokenizer, prompt) if prompt else ""
+    samples = [(p, finetune.generate_answer(peft_model, tokenizer, p)) for p in prompts]
     if label is None:
         label = (
             precision
@@ -256,7 +257,7 @@ def run_finetune(
             verdict=report.verdict,
             problems=report.problems,
         ),
-        sample=sample,
+        samples=samples,
     )
 
 
@@ -266,14 +267,14 @@ def run_finetune(
 def compare(runs: list[RunResult]) -> str:
     """A fixed-width table: what ran, time per step, memory, held-out loss before -> after."""
     header = (
-        f"{'run':<18} {'ran (audit)':<24} {'ms/step':>8} {'saved MiB':>10} {'weights MiB':>12} "
+        f"{'run':<24} {'ran (audit)':<28} {'ms/step':>8} {'saved MiB':>10} {'weights MiB':>12} "
         f"{'CUDA peak MiB':>14} {'eval loss':>17}"
     )
     lines = [header, "-" * len(header)]
     for run in runs:
         peak = f"{run.cuda_peak_bytes / 2**20:.1f}" if run.cuda_peak_bytes else "n/a (CPU)"
         lines.append(
-            f"{run.label:<18} {run.audit['ran']:<24} {1e3 * run.time_per_step_s:>8.1f} "
+            f"{run.label:<24} {run.audit['ran']:<28} {1e3 * run.time_per_step_s:>8.1f} "
             f"{run.saved_bytes / 2**20:>10.2f} {run.weight_bytes / 2**20:>12.2f} {peak:>14} "
             f"{run.first_eval_loss:>7.3f} -> {run.final_eval_loss:<6.3f}"
         )
@@ -285,15 +286,60 @@ def plot_runs(runs: list[RunResult], title: str | None = None):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    # Runs can coincide (fp16 on a CPU is the fp32 run): widths, dashes and markers keep each visible.
+    styles = [("-", "o", 3.0, 10), ("--", "s", 1.8, 7), (":", "^", 1.5, 5)]
     for i, run in enumerate(runs):
         color = f"C{i}"
+        dash, marker, width, size = styles[i % len(styles)]
         steps, losses = zip(*run.train_loss, strict=True) if run.train_loss else ((), ())
-        ax.plot(steps, losses, color=color, alpha=0.45, linewidth=1, label=f"{run.label}: train")
+        ax.plot(
+            steps,
+            losses,
+            dash,
+            color=color,
+            alpha=0.5,
+            linewidth=width / 2,
+            label=f"{run.label}: train",
+        )
         e_steps, e_losses = zip(*run.eval_loss, strict=True)
-        ax.plot(e_steps, e_losses, "o--", color=color, label=f"{run.label}: held-out (fp32 eval)")
+        ax.plot(
+            e_steps,
+            e_losses,
+            dash,
+            marker=marker,
+            markersize=size,
+            linewidth=width,
+            color=color,
+            label=f"{run.label}: held-out (fp32 eval)",
+        )
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (nats/token)")
     ax.set_title(title or "Same LoRA fine-tuning, different precisions")
     ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_memory(runs: list[RunResult], title: str | None = None):
+    """Bars per run: the weights' bytes, the bytes saved for backward in one training step, and
+    the CUDA peak when measured (MiB)."""
+    import matplotlib.pyplot as plt
+
+    parts = [("weights", [r.weight_bytes for r in runs])]
+    parts.append(("saved for backward (one step)", [r.saved_bytes for r in runs]))
+    if all(r.cuda_peak_bytes for r in runs):
+        parts.append(("CUDA peak", [r.cuda_peak_bytes for r in runs]))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(parts)
+    for i, (name, values) in enumerate(parts):
+        xs = [j + i * width for j in range(len(runs))]
+        bars = ax.bar(xs, [v / 2**20 for v in values], width=width, label=name, color=f"C{i}")
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.set_xticks(
+        [j + width * (len(parts) - 1) / 2 for j in range(len(runs))], [r.label for r in runs]
+    )
+    ax.set_ylabel("MiB")
+    ax.set_title(title or "Memory of the same LoRA fine-tuning")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -84,14 +84,18 @@ def load_reference_runs(
     directory: str | pathlib.Path | None = None, experiment: str = EXPERIMENT
 ) -> list[Recording]:
     """Every recording of ``experiment`` in ``directory`` (default ``data/reference_runs``),
-    sorted by GPU name. Files of other experiments and CPU smoke tests are skipped; a missing
-    folder means none has been recorded."""
+    sorted by GPU name. Files of other experiments (notebook 07's benchmarks share the folder),
+    files that are not JSON and CPU smoke tests are skipped; a missing folder means none has
+    been recorded."""
     folder = pathlib.Path(directory) if directory is not None else reference_runs_dir()
     if not folder.is_dir():
         return []
     recordings = []
     for path in sorted(folder.glob("*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue  # not readable as JSON: not a recording of ours (read_recording says why)
         if not isinstance(data, dict) or data.get("experiment") != experiment:
             continue
         recording = read_recording(path)
@@ -162,7 +166,14 @@ def plot_speed_and_memory(my_runs: list[RunResult], recordings: list[Recording],
         ax.legend(fontsize=8)
     note = "" if recordings else " (no reference GPU runs recorded yet)"
     fig.suptitle(f"{model}: relative to fp32 on the same device{note}")
-    fig.tight_layout()
+    fig.text(
+        0.5,
+        0.01,
+        "memory: the CUDA peak on a GPU; on a CPU, the weights plus the bytes saved for backward",
+        ha="center",
+        fontsize=8,
+    )
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 
 

@@ -5,11 +5,13 @@ in C (``math.gcd``, ``str.upper``, ``os.stat``...): the question names it with i
 answer is the first sentences of its docstring::
 
     Question: What does math.gcd(*integers) do?
-    Answer: Greatest Common Divisor.
+    Greatest Common Divisor.
 
 The tiny model was pre-trained on docstrings of the standard library's ``.py`` files
 (``data/corpus/``); C functions' docstrings are not in that corpus, and the question/answer format
-is new to the model, so fine-tuning visibly changes it. Answers that do appear word for word in
+is new to the model, so fine-tuning visibly changes it. (The answer starts on the line after the
+question, with no "Answer:" label: after a colon the pre-trained model expects the end of a
+document, a habit a short fine-tuning run does not undo.) Answers that do appear word for word in
 the pre-training corpus are dropped. The docstrings are part of CPython, under the PSF License
 (``data/corpus/PSF_LICENSE.txt``).
 
@@ -34,7 +36,7 @@ import sys
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATASET_NAME = "python_builtins_qa"
-TEMPLATE = "Question: What does {name} do?\nAnswer: {answer}"
+TEMPLATE = "Question: What does {name} do?\n{answer}"
 
 # Modules implemented in C (no .py source, so not in the pre-training corpus).
 C_MODULES = [
@@ -164,7 +166,7 @@ def drop_pretraining_overlap(examples: list[dict], corpus_dir: pathlib.Path) -> 
         for p in sorted(corpus_dir.glob("*.txt"))
         if "LICENSE" not in p.name
     )
-    kept = [ex for ex in examples if ex["text"].split("\nAnswer: ", 1)[1] not in corpus]
+    kept = [ex for ex in examples if ex["text"].split("\n", 1)[1] not in corpus]
     return kept, len(examples) - len(kept)
 
 
@@ -209,6 +211,11 @@ def main(argv=None) -> None:
         "source": f"docstrings of CPython {platform.python_version()} ({platform.system()}), "
         "modules: " + ", ".join(C_MODULES) + "; methods of: " + ", ".join(C_TYPES),
         "license": "PSF License Agreement for Python (data/corpus/PSF_LICENSE.txt)",
+        "pretraining_corpus_sha256": {
+            p.name: sha256(p)
+            for p in sorted(args.corpus_dir.glob("*.txt"))
+            if "LICENSE" not in p.name
+        },
         "collected": collected,
         "dropped_pretraining_overlap": overlap,
         "heldout_fraction": args.heldout_fraction,

@@ -1,0 +1,205 @@
+"""Fine-tuning helpers: the shipped dataset, clear errors for bad input, configs, fp32 evaluation."""
+
+import hashlib
+import json
+import pathlib
+import platform
+import subprocess
+import sys
+
+import pytest
+import torch
+from datasets import Dataset, DatasetDict
+
+from course_utils import finetune
+from course_utils.models import shipped_models
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+needs_model = pytest.mark.skipif(
+    "tiny-gpt2" not in shipped_models(), reason="the shipped tiny-gpt2 is missing"
+)
+
+
+# ------------------------------------------------------------------ the shipped dataset
+
+
+def test_splits_are_real_question_answer_pairs_without_overlap():
+    train = finetune.load_finetune_dataset("train", names=True)
+    heldout = finetune.load_finetune_dataset("heldout", names=True)
+    assert len(train) >= 300 and len(heldout) >= 50
+    for row in [*train, *heldout]:
+        assert row["text"].startswith("Question: What does ")
+        question, answer = row["text"].split("\n")
+        assert row["name"] in question and answer[:1].isupper() and answer.endswith((".", "!", "?"))
+    assert not set(train["name"]) & set(heldout["name"])
+    assert not set(train["text"]) & set(heldout["text"])
+
+
+def test_build_info_matches_the_files():
+    info = json.loads((finetune.finetune_dir() / "build_info.json").read_text())
+    assert "PSF" in info["license"] and info["command"].startswith("python scripts/")
+    for name, meta in info["files"].items():
+        path = finetune.finetune_dir() / name
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == meta["sha256"]
+        assert sum(1 for _ in path.open()) == meta["examples"]
+
+
+def test_dataset_rebuilds_identically(tmp_path):
+    info = json.loads((finetune.finetune_dir() / "build_info.json").read_text())
+    if platform.python_version() != info["python"] or platform.system() != "Linux":
+        pytest.skip(f"the docstrings come from CPython {info['python']} on Linux")
+    corpus = REPO_ROOT / "data" / "corpus"
+    for name, digest in info["pretraining_corpus_sha256"].items():
+        if hashlib.sha256((corpus / name).read_bytes()).hexdigest() != digest:
+            pytest.skip(f"data/corpus/{name} changed since the dataset was built (overlap filter)")
+    subprocess.run(
+        [sys.executable, "scripts/build_finetune_dataset.py", "--out", str(tmp_path)],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+    )
+    for name in info["files"]:
+        assert (tmp_path / name).read_bytes() == (finetune.finetune_dir() / name).read_bytes()
+
+
+def test_load_options_and_bad_split():
+    assert finetune.load_finetune_dataset("heldout", limit=3).column_names == ["text"]
+    assert len(finetune.load_finetune_dataset("heldout", limit=3)) == 3
+    with pytest.raises(ValueError, match="unknown split 'test'"):
+        finetune.load_finetune_dataset("test")
+    with pytest.raises(ValueError, match="limit"):
+        finetune.load_finetune_dataset("train", limit=0)
+
+
+def test_prompt_of():
+    text = "Question: What does len(obj) do?\nReturn the number of items in a container."
+    assert finetune.prompt_of(text) == "Question: What does len(obj) do?\n"
+    with pytest.raises(ValueError, match="answer on the next line"):
+        finetune.prompt_of("no answer here")
+
+
+# ------------------------------------------------------------------ bad input, clear messages
+
+
+def test_a_plain_list_gets_a_message_that_says_what_to_do():
+    with pytest.raises(TypeError, match=r"plain list.*Dataset\.from_list"):
+        finetune.check_sft_dataset([{"text": "hello"}])
+    with pytest.raises(TypeError, match="datasets.Dataset"):
+        finetune.check_sft_dataset(DatasetDict(train=Dataset.from_list([{"text": "a"}])))
+
+
+def test_empty_dataset():
+    with pytest.raises(ValueError, match="train_dataset is empty"):
+        finetune.check_sft_dataset(Dataset.from_dict({"text": []}))
+
+
+def test_dataset_without_a_text_field_lists_its_columns():
+    data = Dataset.from_list([{"prompt": "Q", "answer": "A"}])
+    with pytest.raises(KeyError, match=r"no 'text' field \(its columns: prompt, answer\)"):
+        finetune.check_sft_dataset(data)
+    assert finetune.check_sft_dataset(data, text_field="prompt") is data
+    with pytest.raises(TypeError, match="not a string"):
+        finetune.check_sft_dataset(Dataset.from_list([{"text": 3}]))
+
+
+def test_bf16_and_fp16_together_is_refused_by_our_helper():
+    with pytest.raises(ValueError, match="bf16=True and fp16=True together: choose one"):
+        finetune.sft_config(bf16=True, fp16=True)
+    with pytest.raises(ValueError, match="precision='bf16' but fp16=True"):
+        finetune.sft_config("bf16", fp16=True)
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        finetune.sft_config("fp8")
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        finetune.sft_config(steps=0)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_sft_config_states_its_precision_and_runs_on_this_device(precision):
+    args = finetune.sft_config(precision, steps=3, device="cpu")
+    assert (args.bf16, args.fp16) == (precision == "bf16", precision == "fp16")
+    assert args.use_cpu and args.max_steps == 3 and args.max_length == finetune.DEFAULT_MAX_LENGTH
+    assert args.activation_checkpointing is False and args.report_to == []
+    assert args.dataset_text_field == "text"
+
+
+def test_lora_config_is_the_tutorials_plus_fan_in_fan_out():
+    config = finetune.lora_config()
+    assert (config.r, config.lora_alpha) == (8, 16)
+    assert set(config.target_modules) == {"c_attn", "c_proj"}
+    assert config.fan_in_fan_out is True
+
+
+def test_sft_trainer_checks_its_input_before_trl_does():
+    args = finetune.sft_config("fp32", steps=1, device="cpu")
+    with pytest.raises(TypeError, match="plain list"):
+        finetune.sft_trainer(None, None, args, [{"text": "a"}])
+    with pytest.raises(TypeError, match="trl.SFTConfig"):
+        finetune.sft_trainer(None, None, object(), Dataset.from_list([{"text": "a"}]))
+    with pytest.raises(ValueError, match="eval_dataset is empty"):
+        finetune.sft_trainer(
+            None,
+            None,
+            args,
+            Dataset.from_list([{"text": "a"}]),
+            eval_dataset=Dataset.from_dict({"text": []}),
+        )
+
+
+# ------------------------------------------------------------------ measuring a model
+
+
+@needs_model
+def test_text_loss_is_fp32_and_restores_16_bit_weights():
+    from course_utils.models import load_model_and_tokenizer
+
+    data = finetune.load_finetune_dataset("heldout", limit=6)
+    model, tokenizer = load_model_and_tokenizer("tiny-gpt2")
+    fp32_loss = finetune.text_loss(model, tokenizer, data, batch_size=4)
+    assert 0 < fp32_loss < 20
+    assert finetune.text_loss(model, tokenizer, data, batch_size=6) == pytest.approx(fp32_loss)
+    model_bf16, _ = load_model_and_tokenizer("tiny-gpt2", dtype="bf16")
+    before = {n: p.clone() for n, p in model_bf16.named_parameters()}
+    loss_bf16_weights = finetune.text_loss(model_bf16, tokenizer, data)
+    assert all(p.dtype is torch.bfloat16 for p in model_bf16.parameters())
+    assert all(torch.equal(before[n], p) for n, p in model_bf16.named_parameters())
+    # bf16-rounded weights, fp32 maths: close to, not equal to, the fp32 model
+    assert loss_bf16_weights == pytest.approx(fp32_loss, rel=0.05)
+
+
+@needs_model
+def test_generate_answer_is_greedy_and_returns_only_the_continuation():
+    from course_utils.models import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer("tiny-gpt2")
+    prompt = "Question: What does len(obj) do?\n"
+    first = finetune.generate_answer(model, tokenizer, prompt, max_new_tokens=8)
+    assert first == finetune.generate_answer(model, tokenizer, prompt, max_new_tokens=8)
+    assert not first.startswith("Question")
+
+
+def test_outcome_and_available_precisions():
+    assert finetune.outcome(lambda: None) == "works"
+    assert finetune.outcome(lambda: int("x")).startswith("ValueError: invalid literal")
+    assert finetune.available_precisions("cpu") == ("fp32", "bf16", "fp16")
+
+
+# PEFT's get_peft_model reads a property transformers 5 deprecated: library noise (see sft_trainer).
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+def test_the_quiz_facts_hold_in_these_libraries(tmp_path):
+    """Facts the notebook's quiz states, checked against the installed TRL, transformers, PEFT."""
+    from peft import get_peft_model
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from trl import SFTConfig
+
+    plain = SFTConfig(output_dir=str(tmp_path), use_cpu=True, activation_checkpointing=False)
+    assert plain.bf16 is True  # TRL's default when neither bf16 nor fp16 is given
+    assert finetune.sft_config("fp16", device="cpu").mixed_precision == "fp16"  # the request
+    with pytest.raises(TypeError, match="max_seq_length"):
+        SFTConfig(output_dir=str(tmp_path), use_cpu=True, max_seq_length=128)
+    gpt2_sized = GPT2LMHeadModel(
+        GPT2Config(n_layer=1, n_embd=768, n_head=12, vocab_size=64, bos_token_id=0, eos_token_id=0)
+    )
+    peft_model = get_peft_model(gpt2_sized, finetune.lora_config(target_modules=("c_attn",)))
+    lora = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
+    assert lora == 8 * (768 + 2304) == 24576
