@@ -95,8 +95,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     expected_bytes = int(match.group(2))
     if len(body) != expected_bytes:
         raise CorruptCheckpointError(
-            f"{path.name}: truncated: {len(body)} bytes of payload, the header says "
-            f"{expected_bytes} (a copy or a write that did not finish?)"
+            f"{path.name}: truncated: its payload is shorter than its header says "
+            f"({len(body)} of {expected_bytes} bytes): a copy or a write that did not finish?"
         )
     if hashlib.sha256(body).hexdigest() != match.group(1).decode():
         raise CorruptCheckpointError(
@@ -260,11 +260,12 @@ class CheckpointStore:
             except OSError as exc:  # deleted meanwhile, unreadable
                 self.on_message(f"checkpoint skipped: {name}: {exc}")
                 continue
-            damaged = nonfinite_tensors(state.get("model", {}))
+            weights = state.get("model", {})
+            damaged = nonfinite_tensors(weights)
             if require_finite and damaged:
                 self.on_message(
-                    f"checkpoint skipped: {name}: {len(damaged)} weight tensors hold NaN/inf "
-                    f"(e.g. {damaged[0]!r}): it was saved after the run broke"
+                    f"checkpoint skipped: {name}: {len(damaged)} of its {len(weights)} weight "
+                    f"tensors hold NaN/inf (e.g. {damaged[0]!r}): it was saved after the run broke"
                 )
                 continue
             return state

@@ -26,7 +26,8 @@ What they do, before each optimizer step:
    skipped with a message (``course_utils.checkpoints``).
 
 Every ``save_every`` good steps a checkpoint is written atomically (temp file, fsync, rename).
-Each event is kept in ``.events`` and printed (and sent to the ``course_utils.recovery`` logger).
+Each event is kept in ``.events``, printed (``verbose``) and logged (``course_utils.recovery``
+logger, level INFO).
 """
 
 from __future__ import annotations
@@ -198,13 +199,17 @@ class _Recovery:
     def maybe_save(self, step: int, model, optimizer, scaler, force: bool = False) -> None:
         if self.store is None or not (force or step % self.save_every == 0):
             return
-        self.store.save(step, model, optimizer, scaler, extra={"lr_scale": self.lr_scale})
+        try:
+            self.store.save(step, model, optimizer, scaler, extra={"lr_scale": self.lr_scale})
+        except OSError as exc:  # disk full, a crash in the rename...: the older ones are intact
+            self._event(step, "checkpoint not saved", f"{exc}; the previous checkpoints are kept")
+            return
         self._restored_from = None
 
     def _event(self, step: int, action: str, reason: str) -> None:
         event = RecoveryEvent(step, action, reason)
         self.events.append(event)
-        logger.warning("%s", event)
+        logger.info("%s", event)
         if self.verbose:
             self.printer(f"[recovery] {event}")
 

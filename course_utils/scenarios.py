@@ -28,6 +28,7 @@ import copy
 import dataclasses
 import functools
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -126,8 +127,9 @@ def encode_sft_batch(tokenizer, pairs: Iterable[tuple[str, str]], max_length: in
     (the start is kept), padded on the right; labels are -100 on the prompt and on padding."""
     rows, label_rows = [], []
     for prompt, answer in pairs:
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        # verbose=False: the long prompts are cut below, no need to warn that they are long
+        prompt_ids = tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"]
+        answer_ids = tokenizer(answer, add_special_tokens=False, verbose=False)["input_ids"]
         ids = (prompt_ids + answer_ids + [tokenizer.eos_token_id])[:max_length]
         labels = ([-100] * len(prompt_ids) + answer_ids + [tokenizer.eos_token_id])[:max_length]
         rows.append(ids)
@@ -169,7 +171,7 @@ class BadBatchScenario:
     ``clamp_loss=True`` is the code fix: the loss divides by ``mask.sum().clamp(min=1)``.
     """
 
-    steps: int = 130
+    steps: int = 120
     bad_step: int | None = 101
     lr: float = 1e-3
     batch_size: int = 4
@@ -293,6 +295,56 @@ class BadBatchScenario:
         self.last_model = model
         return history
 
+    # -- the same run with the Hugging Face Trainer
+
+    def hf_trainer(self, output_dir, *, steps: int | None = None, callbacks=(), **arguments):
+        """A ``transformers.Trainer`` that trains a fresh model on this scenario's batches, in
+        order, one batch per step (fp32 on a CPU; ``arguments`` go to ``TrainingArguments``)."""
+        from transformers import PrinterCallback, Trainer, TrainingArguments
+
+        last = self.steps if steps is None else steps
+        settings = {
+            "output_dir": str(output_dir),
+            "max_steps": last,
+            "per_device_train_batch_size": 1,  # one "example" = one of our batches
+            "learning_rate": self.lr,
+            "lr_scheduler_type": "constant",
+            "warmup_steps": 0,
+            "weight_decay": 0.01,  # AdamW's default, as in course_utils.train
+            "save_strategy": "no",
+            "logging_strategy": "no",
+            "report_to": [],
+            "disable_tqdm": True,
+            "use_cpu": not torch.cuda.is_available(),
+            "seed": self.seed,
+        } | arguments
+        trainer = Trainer(
+            model=self.load_model(),
+            args=TrainingArguments(**settings),
+            train_dataset=_InOrder(self.batches[:last]),
+            data_collator=_unwrap,
+            callbacks=list(callbacks),
+        )
+        trainer.remove_callback(PrinterCallback)  # it prints the run's timings at the end
+        return trainer
+
+
+class _InOrder(torch.utils.data.IterableDataset):
+    """The scenario's batches, in order (the Trainer would shuffle a map-style dataset)."""
+
+    def __init__(self, batches: list[dict]) -> None:
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _unwrap(items: list[dict]) -> dict:
+    return items[0]
+
 
 # ----------------------------------------------------------------------------- scenario 2
 
@@ -312,18 +364,34 @@ def grow_attention_logits(model: torch.nn.Module, factor: float) -> torch.nn.Mod
 @dataclasses.dataclass
 class Fp16RangeScenario(BadBatchScenario):
     """The same fine-tuning, without a bad batch, on a model whose attention logits were grown
-    ``logit_growth`` times (``grow_attention_logits``), with eager attention, which computes the
-    logits as a matrix of the autocast dtype: in fp16 they pass 65504 in every batch; in bf16
-    (largest value about 3.4e38) they stay finite."""
+    (``grow_attention_logits``), with eager attention, which computes the logits as a matrix of
+    the autocast dtype: in fp16 they pass 65504 in every layer and every batch; in bf16 (largest
+    value about 3.4e38) they stay finite.
+
+    ``logit_growth=None`` chooses the growth factor from the model: a power of two that puts the
+    smallest per-layer, per-batch largest logit at least ``margin`` times above 65504 (checked on
+    every batch of the run). ``applied_growth`` holds the factor used.
+    """
 
     steps: int = 12
     bad_step: int | None = None
-    logit_growth: float = 400.0
+    logit_growth: float | None = None
+    margin: float = 4.0
 
     def load_model(self):
         model = super().load_model()
         model.set_attn_implementation("eager")
-        return grow_attention_logits(model, self.logit_growth)
+        growth = self.logit_growth or getattr(self, "applied_growth", None)
+        growth = growth or self._growth_for(model)
+        self.applied_growth = growth
+        return grow_attention_logits(model, growth)
+
+    def _growth_for(self, model) -> float:
+        from course_utils.attention_overflow import attention_logit_max
+
+        smallest = min(min(attention_logit_max(model, batch)) for batch in self.batches)
+        needed = self.margin * torch.finfo(torch.float16).max / smallest
+        return float(2 ** math.ceil(math.log2(needed)))
 
 
 __all__ = [

@@ -1,0 +1,224 @@
+"""course_utils.scenarios (the reproducible NaN runs of notebook 06) and its exercise checks."""
+
+import math
+
+import pytest
+import torch
+from transformers.utils import logging as hf_logging
+
+from course_utils import exercises
+from course_utils.nan import first_nonfinite_step, nonfinite_parameters
+from course_utils.scenarios import (
+    BadBatchScenario,
+    EmulatedBf16Autocast,
+    Fp16RangeScenario,
+    completion_only_loss,
+    encode_sft_batch,
+    training_precision,
+)
+
+hf_logging.set_verbosity_error()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def answer_tokens(batch) -> int:
+    return int((batch["labels"][:, 1:] != -100).sum())
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def test_emulated_bf16_matches_real_bf16_autocast():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 32)
+    x = torch.randn(8, 64, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        real = layer(x)
+    with EmulatedBf16Autocast() as amp:
+        emulated = layer(x)
+    assert real.dtype is torch.bfloat16 and emulated.dtype is torch.float32
+    assert torch.equal(emulated, emulated.to(torch.bfloat16).float())  # bf16 values only
+    # same inputs rounded to bf16, fp32 accumulation: at most one bf16 rounding step apart
+    ulp = 2.0**-7 * real.float().abs().clamp(min=1e-3)
+    assert ((emulated - real.float()).abs() <= ulp).all()
+    assert amp.calls["linear"] == 1
+    emulated.sum().backward()
+    assert torch.equal(x.grad, x.grad.to(torch.bfloat16).float())  # gradient rounded too
+
+
+def test_training_precision():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    mode, context = training_precision("bf16", cpu)
+    assert mode == "fp32" and isinstance(context, EmulatedBf16Autocast)
+    assert training_precision("fp16", cpu)[0] == "fp16-emulated"
+    assert training_precision("bf16", cuda)[0] == "bf16"
+    assert training_precision("fp32", cpu)[0] == "fp32"
+    with pytest.raises(ValueError, match="unknown precision"):
+        training_precision("fp8", cpu)
+
+
+def test_completion_only_loss_is_nan_without_answer_tokens():
+    logits = torch.randn(2, 5, 11, requires_grad=True)
+    labels = torch.full((2, 5), -100)
+    loss = completion_only_loss(logits, labels)
+    assert math.isnan(loss.item())
+    loss.backward()
+    assert torch.isnan(logits.grad[:, :-1]).all()  # 0/0 poisons every gradient (the last
+    # position predicts nothing: its logits are not used)
+    clamped = completion_only_loss(logits, labels, clamp=True)
+    assert clamped.item() == 0.0
+    labels[0, 3] = 4
+    finite = completion_only_loss(logits, labels)
+    expected = torch.nn.functional.cross_entropy(logits[0, 2], torch.tensor(4))
+    assert torch.allclose(finite, expected)
+
+
+def test_encode_sft_batch_masks_prompts_and_truncates():
+    scenario = BadBatchScenario(steps=4, bad_step=3)
+    tokenizer = scenario.tokenizer
+    batch = encode_sft_batch(
+        tokenizer, [("Question: What does abs(x) do?\n", "Absolute value.")], 64
+    )
+    prompt = tokenizer("Question: What does abs(x) do?\n", add_special_tokens=False)["input_ids"]
+    assert (batch["labels"][0, : len(prompt)] == -100).all()
+    assert batch["labels"][0, -1] == tokenizer.eos_token_id
+    assert scenario.batches[2]["input_ids"].shape[1] == 64  # cut to max_length
+    assert answer_tokens(scenario.batches[2]) == 0  # the bad batch has no answer left
+    assert all(answer_tokens(b) > 0 for i, b in enumerate(scenario.batches) if i != 2)
+
+
+def test_scenario_arguments():
+    with pytest.raises(ValueError, match="bad_step"):
+        BadBatchScenario(steps=10, bad_step=1)
+    with pytest.raises(ValueError, match="nothing to run"):
+        BadBatchScenario(steps=4, bad_step=3).train(steps=9)
+
+
+# ----------------------------------------------------------------------------- the runs
+
+
+def test_bad_batch_kills_the_run_at_its_step_and_the_fixes():
+    scenario = BadBatchScenario(steps=5, bad_step=4)
+    history = scenario.train()
+    assert first_nonfinite_step(history) == 4
+    assert all(math.isfinite(x) for x in history.losses[:3])
+    assert all(math.isnan(x) for x in history.losses[3:])
+    assert nonfinite_parameters(scenario.last_model)  # AdamW wrote NaN into the weights
+    assert history.precision in ("bf16 (emulated)", "bf16")
+
+    # the fixes, in fp32 (faster on a CPU; the NaN does not depend on the precision)
+    clipped = scenario.train(max_grad_norm=1.0, precision="fp32")  # a NaN norm: no help
+    assert first_nonfinite_step(clipped) == 4
+    skipped = scenario.train(skip_steps=[4], precision="fp32")
+    assert first_nonfinite_step(skipped) is None
+    assert skipped.column("step") == [1, 2, 3, 5]
+    fixed = BadBatchScenario(steps=5, bad_step=4, clamp_loss=True).train(precision="fp32")
+    assert first_nonfinite_step(fixed) is None and fixed[3].loss == 0.0
+
+
+def test_resume_from_a_checkpoint_continues_the_run(tmp_path):
+    from course_utils.checkpoints import Checkpointer, CheckpointStore
+
+    scenario = BadBatchScenario(steps=6, bad_step=6)
+    store = CheckpointStore(tmp_path)
+    full = scenario.train(precision="fp32", steps=5, callbacks=[Checkpointer(store, every=3)])
+    resumed = scenario.train(precision="fp32", start=store.load(3), steps=5)
+    assert resumed.column("step") == [4, 5]
+    # same state, same batches: the same losses as the uninterrupted run
+    assert resumed.losses == pytest.approx(full.losses[3:5], rel=1e-4)
+    state = store.load(3)
+    scenario.train(precision="fp32", start=state, steps=5)
+    assert torch.equal(
+        state["optimizer"]["state"][0]["exp_avg"], store.load(3)["optimizer"]["state"][0]["exp_avg"]
+    )
+
+
+def test_fp16_range_scenario():
+    scenario = Fp16RangeScenario(steps=2)
+    fp16 = scenario.train(precision="fp16")
+    assert all(math.isnan(x) for x in fp16.losses) and fp16.skipped_steps == [1, 2]
+    assert fp16[-1].loss_scale == 2.0**15  # halved once, after the first overflow
+    bf16 = scenario.train(precision="bf16")
+    assert all(math.isfinite(x) for x in bf16.losses) and not bf16.skipped_steps
+    growth = scenario.applied_growth
+    assert growth >= 1 and math.log2(growth).is_integer()
+
+
+def test_hf_trainer_runs_the_same_batches(tmp_path):
+    scenario = BadBatchScenario(steps=3, bad_step=3)
+    trainer = scenario.hf_trainer(tmp_path)
+    trainer.train()
+    assert trainer.state.global_step == 3
+    assert nonfinite_parameters(trainer.model)  # the bad batch at step 3 poisoned it
+
+
+# ----------------------------------------------------------------------------- exercise checks
+
+
+def test_exercise_find_bad_step():
+    def right(batches):
+        for index, batch in enumerate(batches):
+            if answer_tokens(batch) == 0:
+                return index + 1
+        return None
+
+    assert exercises.evaluate("06.find_bad_step", right).passed
+    off_by_one = exercises.evaluate("06.find_bad_step", lambda b: right(b) and right(b) - 1)
+    assert not off_by_one.passed and "count from 1" in off_by_one.message
+    assert not exercises.evaluate("06.find_bad_step", lambda b: 1).passed
+    assert not exercises.evaluate("06.find_bad_step", ...).passed
+
+
+def test_exercise_overflowing_module():
+    from course_utils.exercises_06 import _fp16_report
+
+    report = _fp16_report()
+    parent = report.module.rsplit(".", 1)[0]
+    assert parent.endswith(".attn") and not report.inputs_finite
+    assert exercises.evaluate("06.overflowing_module", parent).passed
+    reported = exercises.evaluate("06.overflowing_module", report.module)
+    assert not reported.passed and "inputs were" in reported.message
+    assert not exercises.evaluate("06.overflowing_module", "transformer.wte").passed
+    assert not exercises.evaluate("06.overflowing_module", 3).passed
+
+
+def test_exercise_single_fix():
+    assert exercises.evaluate("06.single_fix", {"precision": "bf16"}).passed
+    clip = exercises.evaluate("06.single_fix", {"max_grad_norm": 1.0})
+    assert not clip.passed and "still has NaN" in clip.message
+    assert not exercises.evaluate("06.single_fix", {"precision": "bf16", "lr": 1e-4}).passed
+    assert not exercises.evaluate("06.single_fix", {"optimizer": "sgd"}).passed
+
+
+@pytest.mark.parametrize(
+    ("answer", "passed", "words"),
+    [
+        (("max_grad_norm", 1.0), True, "Correct"),
+        (("max_grad_norm", 0.5), True, "Correct"),
+        (("gradient_max_norm", 1.0), False, "no field"),
+        (("bf16", False), False, "precision is not the fix"),
+        (("learning_rate", 1e-5), False, "slows"),
+        (("max_grad_norm", 10.0), False, "no larger than 1.0"),
+        (("max_grad_norm", "1.0"), False, "takes a number"),
+        ("max_grad_norm", False, "pair"),
+    ],
+)
+def test_exercise_tutorial_question(answer, passed, words):
+    result = exercises.evaluate("06.tutorial_question", answer)
+    assert result.passed is passed and words in str(result)
+
+
+def test_gradient_max_norm_really_is_not_a_field(tmp_path):
+    """The check's claim about TrainingArguments, verified on the installed transformers."""
+    from transformers import TrainingArguments
+
+    with pytest.raises(TypeError, match="gradient_max_norm"):
+        TrainingArguments(output_dir=str(tmp_path), gradient_max_norm=1.0)
+    assert TrainingArguments(output_dir=str(tmp_path)).max_grad_norm == 1.0
