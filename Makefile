@@ -11,6 +11,8 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
+# OpenMP threads that spin while waiting slow small CPU steps 3-10x on a busy machine.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install lab test test-fast lint format student-copy answer-key lock clean
 

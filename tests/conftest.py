@@ -9,6 +9,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# Spinning OpenMP threads slow small CPU steps 3-10x when the cores are shared (kernels inherit it).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault(
     "COURSE_PROGRESS_FILE",
     str(pathlib.Path(tempfile.mkdtemp(prefix="course-progress-")) / "progress.json"),
