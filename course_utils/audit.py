@@ -174,12 +174,15 @@ class AuditReport:
             f"  requested     : {self.requested or 'not known'} ({self.requested_from})",
             f"  autocast      : {', '.join(self.autocast_dtypes) or 'off'}",
             "  linear outputs: "
-            + "; ".join(f"{kind} {'/'.join(d)}" for kind, d in self.linear_output_dtypes.items()),
+            + (
+                "; ".join(f"{kind} {'/'.join(d)}" for kind, d in self.linear_output_dtypes.items())
+                or "none seen"
+            ),
             f"  loss          : {'/'.join(self.loss_dtypes) or 'not seen'}",
             f"  GradScaler    : {scaler}",
             "  weights       : "
             + "; ".join(
-                f"{group} " + ", ".join(f"{d} {n:,}" for d, n in counts.items())
+                f"{group} {'/'.join(counts)}"
                 for group, counts in self.weight_dtypes.items()
                 if counts
             ),
@@ -302,13 +305,14 @@ class PrecisionAudit(TrainerCallback):
     def _attach(self, model: nn.Module, scaler) -> None:
         self._model, self._scaler = model, scaler
         self._handles.append(model.register_forward_pre_hook(self._on_model_start))
-        self._handles.append(model.register_forward_hook(self._on_model_end))
         for name, module in model.named_modules():
             if is_linear_like(module):
                 self._kinds[module] = _layer_kind(name, module)
                 self._handles.append(module.register_forward_hook(self._on_linear))
             if module is not model:
                 self._handles.append(module.register_forward_hook(self._on_any_output))
+        # Registered last, so it runs after the layer hooks of the model itself (a bare Linear).
+        self._handles.append(model.register_forward_hook(self._on_model_end))
         if scaler is not None:
             self._wrap_scaler(scaler)
 

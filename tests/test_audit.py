@@ -151,6 +151,18 @@ def test_bad_input_gets_clear_errors():
         pass
 
 
+def test_a_bare_linear_layer_is_audited_too():
+    layer = nn.Linear(4, 1)
+    with (
+        PrecisionAudit(layer, expected="bf16") as audit,
+        torch.autocast("cpu", dtype=torch.bfloat16),
+    ):
+        layer(torch.randn(3, 4)).float().sum().backward()
+    report = audit.report()
+    assert report.linear_output_dtypes == {"Linear": ("bfloat16",)} and report.ok
+    assert "weights       : trainable float32\n" in str(report)  # dtypes, not counts
+
+
 def test_helpers():
     assert dtype_name(torch.bfloat16) == "bfloat16" and dtype_name(None) == "none"
     assert is_linear_like(nn.Linear(2, 2)) and not is_linear_like(nn.ReLU())

@@ -203,3 +203,28 @@ def test_the_quiz_facts_hold_in_these_libraries(tmp_path):
     peft_model = get_peft_model(gpt2_sized, finetune.lora_config(target_modules=("c_attn",)))
     lora = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
     assert lora == 8 * (768 + 2304) == 24576
+
+
+def test_exercise_check_accepts_the_plan_and_explains_wrong_ones():
+    from course_utils.exercises import evaluate
+
+    right = {"precision": "fp16", "ran_on_gpu": "fp16 autocast + GradScaler", "ran_on_cpu": "fp32"}
+    assert evaluate("05.precision_plan", right).passed
+    assert evaluate("05.precision_plan", dict(right, ran_on_gpu=" FP16 autocast +  GradScaler"))
+    wrong = {
+        "precision": ("bf16", "Turing"),
+        "ran_on_gpu": ("fp16 autocast", "loss scaler"),
+        "ran_on_cpu": ("fp16 autocast + GradScaler", "fp16 run of this notebook"),
+    }
+    for key, (value, hint) in wrong.items():
+        result = evaluate("05.precision_plan", dict(right, **{key: value}))
+        assert not result.passed and hint in result.hint, key
+    assert (
+        "not something the audit says"
+        in evaluate("05.precision_plan", dict(right, ran_on_cpu="fp8")).message
+    )
+    assert (
+        "lacks ran_on_cpu"
+        in evaluate("05.precision_plan", {"precision": "fp16", "ran_on_gpu": "x"}).message
+    )
+    assert not evaluate("05.precision_plan", ...).passed
