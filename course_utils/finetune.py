@@ -10,7 +10,9 @@ The pieces, each a small function you could write yourself after reading it:
 - ``sft_config(precision)``: an ``SFTConfig`` that states its precision explicitly (never TRL's
   default), runs on a CPU, logs every step and prints no progress bars;
 - ``sft_trainer(...)``: the trainer, built from the above;
-- ``text_loss`` and ``generate_answer``: held-out loss and greedy generation, for before/after.
+- ``available_precisions()``: what a Trainer accepts here (no bf16 on a V100 or T4);
+- ``text_loss`` and ``generate_answer``: held-out loss and greedy generation, for before/after;
+- ``outcome(f)``: "works" or the error ``f()`` raises, in one line (for showing API changes).
 
 >>> train = load_finetune_dataset("train")                                     # doctest: +SKIP
 >>> trainer = sft_trainer(model, tokenizer, sft_config("bf16"), train, peft_config=lora_config())
