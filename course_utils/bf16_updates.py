@@ -24,6 +24,7 @@ which isolates the update and runs at fp32 speed on any CPU.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -37,12 +38,14 @@ __all__ = [
     "WeightChangeTracker",
     "accumulate",
     "kahan_add",
+    "lost_update_fraction",
     "stochastic_round_bf16",
     "update_stalls",
 ]
 
 ROUNDINGS = ("nearest", "stochastic", "kahan")
 _LOW_BITS = 16  # fp32 bits that bf16 drops
+_KEEP_HIGH_BITS = -(2**_LOW_BITS)  # int32 mask 0xFFFF0000
 
 
 def _check_rounding(rounding: str) -> str:
@@ -61,6 +64,24 @@ def update_stalls(w: float, update: float, fmt: str = "bf16") -> bool:
     return bool(F.round_to(w_rounded.double() + F._as_real(update), fmt) == w_rounded)
 
 
+def lost_update_fraction(
+    weights: torch.Tensor | Iterable[torch.Tensor], update: float, fmt: str = "bf16"
+) -> float:
+    """The share of the values in ``weights`` (a tensor, or e.g. ``model.parameters()``) for
+    which ``w + update``, with ``w`` and the sum rounded to ``fmt``, gives back ``w``: the share
+    of weights a step of that size would not move."""
+    update = F._as_real(update)
+    tensors = [weights] if isinstance(weights, torch.Tensor) else list(weights)
+    if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise TypeError("weights must be a tensor or an iterable of tensors")
+    lost = total = 0
+    for t in tensors:
+        w = F.round_to(t.detach().flatten().cpu(), fmt)
+        lost += (F.round_to(w + update, fmt) == w).sum().item()
+        total += w.numel()
+    return lost / total if total else math.nan
+
+
 def stochastic_round_bf16(
     t: torch.Tensor, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -72,16 +93,14 @@ def stochastic_round_bf16(
         raise TypeError(f"expected a tensor, got {type(t).__name__}")
     if t.dtype != torch.float32:
         raise TypeError(f"expected an fp32 tensor (bf16 rounding starts from fp32), got {t.dtype}")
-    magnitude = t.contiguous().view(torch.int32).to(torch.int64) & 0x7FFFFFFF
-    noise = torch.randint(
-        0, 2**_LOW_BITS, t.shape, generator=generator, device=t.device, dtype=torch.int64
-    )
-    # truncating after adding uniform noise rounds up with probability (dropped bits) / 2^16;
-    # a carry into the exponent is right too (the largest values may reach inf, as they should)
-    rounded = ((magnitude + noise) >> _LOW_BITS) << _LOW_BITS
-    rounded = rounded.to(torch.int32).view(torch.float32)
-    rounded = torch.where(torch.isfinite(t), rounded, t.abs())  # inf and NaN pass through
-    return torch.where(t.signbit(), -rounded, rounded).to(torch.bfloat16)
+    bits = t.contiguous().view(torch.int32)
+    noise = torch.empty_like(bits).random_(0, 2**_LOW_BITS, generator=generator)
+    # The pattern is sign | magnitude, and magnitude + noise never reaches the sign bit, so one
+    # integer addition adds the noise to the magnitude for either sign. Truncating the low 16
+    # bits afterwards rounds up with probability (dropped bits) / 2^16. A carry into the
+    # exponent is right too (the largest values may reach inf, as they should); inf stays inf.
+    rounded = ((bits + noise) & _KEEP_HIGH_BITS).view(torch.float32)
+    return torch.where(torch.isnan(t), t, rounded).to(torch.bfloat16)
 
 
 def kahan_add(
@@ -165,20 +184,23 @@ class Bf16Weights:
         ]
 
     def _save(self, *_args) -> None:
-        self._before = [p.detach().to(torch.bfloat16) for p in self.params]
+        if self.rounding == "kahan":  # the update is recovered as (after - before)
+            self._before = [p.detach().to(torch.bfloat16) for p in self.params]
 
     @torch.no_grad()
     def _round(self, *_args) -> None:
-        for p, before in zip(self.params, self._before, strict=True):
-            if self.rounding == "nearest":
-                p.copy_(p.to(torch.bfloat16))
-            elif self.rounding == "stochastic":
-                p.copy_(stochastic_round_bf16(p.detach(), self.generator))
-            else:
+        if self.rounding == "kahan":
+            for p, before in zip(self.params, self._before, strict=True):
                 update = p.detach() - before.float()  # what the optimizer wanted to add
                 new, self.compensation[p] = kahan_add(before, self.compensation[p], update)
                 p.copy_(new)
-        self._before = []
+            self._before = []
+            return
+        for p in self.params:
+            if self.rounding == "nearest":
+                p.copy_(p.to(torch.bfloat16))
+            else:
+                p.copy_(stochastic_round_bf16(p.detach(), self.generator))
 
     def remove(self) -> None:
         """Take the hooks off the optimizer (the weights keep their values)."""

@@ -209,7 +209,7 @@ def format_zones(fmt: str) -> list[Zone]:
 
 
 def range_fractions(values: torch.Tensor, fmt: str, scale: float = 1.0) -> dict[str, float]:
-    """Of the non-zero, finite values of ``values * scale``, the fraction that ``fmt`` rounds to
+    """Of the non-zero, finite ``values``, times ``scale``: the fraction that ``fmt`` rounds to
     a normal number, to a subnormal, to zero, or out of range (inf; fp8_e4m3: saturated at max).
     Also "count": how many values that is. (Exact zeros are left out: they are zero anyway.)"""
     if not isinstance(values, torch.Tensor):
@@ -219,8 +219,8 @@ def range_fractions(values: torch.Tensor, fmt: str, scale: float = 1.0) -> dict[
     if not (scale > 0 and math.isfinite(scale)):
         raise ValueError(f"scale must be positive and finite, got {scale}")
     spec = F.get_format(fmt)
-    x = values.detach().flatten().to(torch.float64) * scale
-    x = x[torch.isfinite(x) & (x != 0)].to(torch.float32)
+    x = values.detach().flatten().float()
+    x = x[torch.isfinite(x) & (x != 0)] * scale  # exact for a power-of-two scale (or inf)
     count = x.numel()
     if count == 0:
         return dict.fromkeys(FATES, math.nan) | {"count": 0}
@@ -297,7 +297,7 @@ def plot_gradient_xray(
     edges = np.linspace(xlim[0], xlim[1], bins + 1)
     hists = {}
     for group, values in groups.items():
-        x = values.to(torch.float64) * scale
+        x = values.float() * scale
         x = x[torch.isfinite(x) & (x != 0)]
         logs = torch.log2(x.abs()).clamp(xlim[0], xlim[1]).numpy()
         counts, _ = np.histogram(logs, bins=edges)
@@ -324,7 +324,8 @@ def plot_gradient_xray(
             ax.text(
                 0.01,
                 0.95,
-                f"{fmt} rounds to 0 only below 2^{subnormal_from:.0f}: far off this axis",
+                f"{fmt}'s subnormals start below 2^{format_zones(fmt)[2].low_log2:.0f} and it rounds to 0 "
+                f"only below 2^{subnormal_from:.0f}: far off this axis",
                 transform=ax.transAxes,
                 va="top",
                 fontsize=8,
@@ -334,13 +335,17 @@ def plot_gradient_xray(
             ax.stairs(share, edges, label=group, linewidth=1.3)
         fractions = range_fractions(sample.all_values(kind), fmt, scale)
         lost = 100 * (fractions["zero"] + fractions["subnormal"])
+        lost_text = f"{lost:.1f}%" if lost >= 1 else f"{lost:.2g}%"
         ax.set_title(
-            f"{fmt}: {lost:.2g}% of non-zero values become 0 or subnormal", fontsize=10, loc="left"
+            f"{fmt}: {lost_text} of non-zero values become 0 or subnormal", fontsize=10, loc="left"
         )
+        ax.set_ylim(0, 1.2 * max(float(share.max()) for share in hists.values()))
         ax.set_ylabel("share of values")
         ax.grid(axis="x", visible=False)
     scale_note = "" if scale == 1 else f" x loss scale {scale:g}"
-    axes[-1].set_xlabel(f"log2 |gradient{scale_note}|")
+    axes[-1].set_xlabel(
+        f"log2 |gradient{scale_note}|   (values beyond the axis are drawn at its edges)"
+    )
     axes[0].legend(loc="upper right", fontsize="small", ncol=2, bbox_to_anchor=(1.0, 0.88))
     what = "weight" if kind == "weights" else "activation"
     axes[0].figure.suptitle(f"{what} gradients{scale_note}, by layer", fontsize=11)

@@ -12,6 +12,7 @@ from course_utils.bf16_updates import (
     WeightChangeTracker,
     accumulate,
     kahan_add,
+    lost_update_fraction,
     stochastic_round_bf16,
     update_stalls,
 )
@@ -185,3 +186,14 @@ def test_weight_change_tracker():
     tracker.on_step_end(state)
     total = sum(p.numel() for p in model.parameters())
     assert tracker.fractions == [pytest.approx((total - 1) / total)]
+
+
+def test_lost_update_fraction():
+    w = torch.tensor([1.0, 0.5, 0.01, 1e-4])
+    # half an ulp: 2^-8 at 1.0, 2^-9 at 0.5, 2^-15 at 0.01 (in [2^-7, 2^-6)), 2^-21 at 1e-4
+    assert lost_update_fraction(w, 1e-3) == 0.5  # lost at 1.0 and 0.5, not at 0.01 or 1e-4
+    assert lost_update_fraction([w, torch.ones(4)], 1e-3) == 0.75
+    assert lost_update_fraction(w, 1e-3, "fp32") == 0.0
+    assert lost_update_fraction(w, 1e-6) == 0.75
+    with pytest.raises(TypeError, match="tensor"):
+        lost_update_fraction([], 1e-3)
