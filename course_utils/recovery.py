@@ -304,8 +304,9 @@ class NanRecoveryCallback(_Recovery, TrainerCallback):
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
         # The Trainer does not show callbacks the loss; a non-finite loss makes every gradient
-        # non-finite, so the gradient norm sees it.
-        reason = self.classify(0.0, grad_norm, scaling=False)
+        # non-finite, so the gradient norm sees it. With fp16=True, non-finite gradients are the
+        # loss scaler's business: it skips those steps and lowers its scale.
+        reason = self.classify(0.0, grad_norm, scaling=bool(getattr(args, "fp16", False)))
         self._bad_this_step = reason is not None
         if reason is None:
             self.note_good(grad_norm)
