@@ -4,6 +4,8 @@ import os
 import pathlib
 import tempfile
 
+import pytest
+
 # Set before any test module (or nbval kernel, which inherits the environment) starts.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -17,3 +19,14 @@ os.environ.setdefault(
 )
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads and lose a lot when the cores are shared."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

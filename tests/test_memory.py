@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from tiny_models import tiny_gpt2
 from transformers.utils import logging as hf_logging
 
 from course_utils.memory import (
@@ -12,24 +12,9 @@ from course_utils.memory import (
     measure_memory,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 hf_logging.set_verbosity_error()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny_gpt2() -> GPT2LMHeadModel:
-    torch.manual_seed(0)
-    config = GPT2Config(
-        n_layer=2, n_embd=32, n_head=2, vocab_size=128, n_positions=32,
-        bos_token_id=0, eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-    )  # fmt: skip
-    return GPT2LMHeadModel(config)
 
 
 def batch(rows: int = 2, length: int = 16) -> dict:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from tiny_models import tiny_gpt2
 from transformers.utils import logging as hf_logging
 
 from course_utils.nan import (
@@ -16,25 +16,10 @@ from course_utils.nan import (
 )
 from course_utils.train import History, StepRecord
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 hf_logging.set_verbosity_error()
 NAN = float("nan")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny_gpt2(seed: int = 0) -> GPT2LMHeadModel:
-    torch.manual_seed(seed)
-    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=128, n_positions=32,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)  # fmt: skip
-    model = GPT2LMHeadModel(config)
-    model.loss_type = "ForCausalLM"
-    return model
 
 
 def batch(seed: int = 1) -> dict:

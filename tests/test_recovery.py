@@ -7,33 +7,23 @@ import os
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from tiny_models import tiny_gpt2 as _tiny_gpt2
 from transformers.utils import logging as hf_logging
 
 from course_utils.nan import nonfinite_parameters
 from course_utils.recovery import NanGuard, NanRecoveryCallback, RecoveryEvent
 from course_utils.train import Callback, train
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def tiny_gpt2(seed: int = 0):
+    return _tiny_gpt2(seed, vocab_size=64, n_positions=16)
+
+
 hf_logging.set_verbosity_error()
 NAN, INF = float("nan"), float("inf")
 STEPS = 16
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny_gpt2(seed: int = 0) -> GPT2LMHeadModel:
-    torch.manual_seed(seed)
-    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=64, n_positions=16,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)  # fmt: skip
-    model = GPT2LMHeadModel(config)
-    model.loss_type = "ForCausalLM"
-    return model
 
 
 def batches(count: int = STEPS) -> list[dict]:

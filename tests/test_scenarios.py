@@ -17,15 +17,9 @@ from course_utils.scenarios import (
     training_precision,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 hf_logging.set_verbosity_error()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def answer_tokens(batch) -> int:

@@ -5,33 +5,17 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from tiny_models import tiny_gpt2
 from transformers.utils import logging as hf_logging
 
 from course_utils.precision import PRECISIONS, EmulatedFp16Autocast
 from course_utils.scaling import DynamicLossScaler
 from course_utils.train import Callback, History, train
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 hf_logging.set_verbosity_error()
 FP16 = torch.float16
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """A tiny model gains nothing from threads, and loses a lot when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny_gpt2(seed: int = 0) -> GPT2LMHeadModel:
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        n_layer=2, n_embd=32, n_head=2, vocab_size=128, n_positions=32,
-        bos_token_id=0, eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-    )  # fmt: skip
-    return GPT2LMHeadModel(config)
 
 
 def random_batch(rows: int = 4, length: int = 16, seed: int = 1) -> dict:
