@@ -3,6 +3,7 @@ overflows to NaN where bf16 stays finite, and the model is left as it was."""
 
 import pytest
 import torch
+from tiny_models import tiny_gpt2
 
 from course_utils.attention_overflow import (
     attention_logit_max,
@@ -13,15 +14,7 @@ from course_utils.attention_overflow import (
 
 @pytest.fixture(scope="module")
 def gpt2_and_batch():
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=64, n_positions=16, n_embd=32, n_layer=2, n_head=2, bos_token_id=0,
-        eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-    )  # fmt: skip
-    model = GPT2LMHeadModel(config)
-    model.loss_type = "ForCausalLM"
+    model = tiny_gpt2(0, vocab_size=64, n_positions=16)
     ids = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))
     return model, {"input_ids": ids, "labels": ids}
 

@@ -6,6 +6,7 @@ import math
 import matplotlib
 import pytest
 import torch
+from tiny_models import tiny_gpt2
 
 from course_utils import formats as F
 from course_utils.gradient_xray import (
@@ -23,15 +24,7 @@ matplotlib.use("Agg")
 
 @pytest.fixture(scope="module")
 def gpt2():
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=64, n_positions=16, n_embd=32, n_layer=2, n_head=2, bos_token_id=0,
-        eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-    )  # fmt: skip
-    model = GPT2LMHeadModel(config)
-    model.loss_type = "ForCausalLM"
+    model = tiny_gpt2(0, vocab_size=64, n_positions=16)
     ids = torch.randint(0, 64, (3, 2, 16), generator=torch.Generator().manual_seed(0))
     batches = [{"input_ids": x, "labels": x} for x in ids]
     return model, batches
