@@ -342,3 +342,42 @@ __all__ = [
     "grad_norm_spikes",
     "nonfinite_parameters",
 ]
+
+
+@dataclass
+class DebuggerRun:
+    """What transformers' ``DebugUnderflowOverflow`` did on one forward pass (see ``run_debugger``)."""
+
+    raised: bool
+    stopped_at: str | None
+    hooks_left: int
+    text: str
+
+
+def run_debugger(model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> DebuggerRun:
+    """One forward pass of a copy of ``model`` under transformers' ``DebugUnderflowOverflow``, for a
+    side-by-side with ``find_first_nonfinite``: whether it raised, the module frame it stopped at,
+    how many forward hooks it left on the (copied) model, and what it printed."""
+    import contextlib
+    import copy
+    import io
+
+    from transformers.debug_utils import DebugUnderflowOverflow
+
+    model = copy.deepcopy(model)
+    device = next(model.parameters()).device
+    batch = {key: value.to(device) for key, value in batch.items()}
+    DebugUnderflowOverflow(model)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            model(**batch)
+        raised = False
+    except ValueError:
+        raised = True
+    text = printed.getvalue()
+    frames = [
+        line.split()[0] for line in text.splitlines() if line.startswith(" " * 17) and line.split()
+    ]
+    hooks = sum(len(m._forward_hooks) for m in model.modules())
+    return DebuggerRun(raised, frames[-1] if raised and frames else None, hooks, text)

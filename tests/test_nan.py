@@ -199,3 +199,16 @@ def test_grad_norm_spikes():
         grad_norm_spikes(history, factor=1)
     with pytest.raises(ValueError, match="window"):
         grad_norm_spikes(history, window=0)
+
+
+def test_run_debugger_stops_at_nan_weights_and_leaves_its_hooks():
+    from course_utils.nan import run_debugger
+
+    model, data = tiny_gpt2(), batch()
+    clean = run_debugger(model, data)
+    assert not clean.raised and clean.stopped_at is None and clean.hooks_left > 0
+    with torch.no_grad():
+        model.transformer.wte.weight.fill_(float("nan"))
+    broken = run_debugger(model, data)
+    assert broken.raised and broken.stopped_at is not None
+    assert all(not m._forward_hooks for m in model.modules())  # it worked on a copy
