@@ -59,7 +59,11 @@ def init() -> Context:
 
 
 def finish() -> None:
+    """Leave the job together: a barrier first, so no rank tears gloo down while another is still
+    talking to it (that race aborts the late rank with "terminate called without an active
+    exception")."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
