@@ -119,8 +119,10 @@ _BF16_TC = (
 )
 _FP16_TC = (
     "its tensor cores multiply fp16 (with fp32 accumulation) but not bf16, which needs "
-    "compute capability 8.0; bf16 would be emulated and slow. Use fp16 autocast with "
-    "torch.amp.GradScaler"
+    "compute capability 8.0. Use fp16 autocast with torch.amp.GradScaler. bf16 is accepted "
+    "there but emulated and slow: torch.cuda.is_bf16_supported() answers True because it counts "
+    "emulation by default (ask is_bf16_supported(including_emulation=False) for native support), "
+    "so bf16=True in a Trainer does not raise on this GPU"
 )
 
 # fmt: off
@@ -940,6 +942,15 @@ class Recommendation:
         """Loss scaling is needed for fp16 only."""
         return self.precision == "fp16"
 
+    @property
+    def load_advice(self) -> str:
+        """How to load a checkpoint so mixed precision keeps fp32 master weights."""
+        return LOAD_IN_FP32
+
+    def from_pretrained_kwargs(self) -> dict[str, torch.dtype]:
+        """``{"dtype": torch.float32}``: fp32 master weights whatever the checkpoint's dtype."""
+        return {"dtype": torch.float32}
+
     def trainer_kwargs(self) -> dict[str, bool]:
         """The Hugging Face ``TrainingArguments`` flags: {"bf16": True}, {"fp16": True} or {}."""
         return {self.precision: True} if self.precision != "fp32" else {}
@@ -978,11 +989,39 @@ def _gpu_recommendation(
     )
 
 
-def _cpu_recommendation(cpu: CpuInfo) -> Recommendation:
-    never_fp16 = (
-        "fp16 is never the answer on a CPU: without native fp16 units its matmuls run many "
-        "times slower than fp32 (notebook 07 measures it), and autocast on CPU is meant for bf16."
+def _cpu_fp16_sentence(cpu: CpuInfo) -> str:
+    """Why the advisor does not pick fp16 on this CPU (it depends on its fp16 units)."""
+    if cpu.native_fp16:
+        units = [
+            n
+            for k, n in (("avx512_fp16", "AVX512-FP16"), ("amx_fp16", "AMX-FP16"))
+            if cpu.flags.get(k)
+        ]
+        return (
+            f"This CPU also has native fp16 instructions ({', '.join(units)}), so fp16 autocast "
+            "runs fast here too; it is still not the pick, because fp16 needs a "
+            "torch.amp.GradScaler and overflows past 65504, and bf16 needs neither."
+        )
+    return (
+        "fp16 is not the pick on this CPU: without native fp16 units (AVX512-FP16, AMX-FP16) its "
+        "matmuls run many times slower than fp32 (notebook 07 measures it)."
     )
+
+
+_CPU_VS_GPU = (
+    "On a CPU, bf16 autocast rounds matmul inputs to the same bf16 format as on a GPU, but its "
+    "list of ops that run in 16 bits, its kernels and its accumulation order differ from CUDA's "
+    "(notebook 04 compares the lists), so results match a GPU's in kind, not bit for bit."
+)
+
+LOAD_IN_FP32 = (
+    "Load the model with from_pretrained(..., dtype=torch.float32) for mixed precision: "
+    'transformers 5 loads with dtype="auto", so a checkpoint saved in bf16 arrives with bf16 '
+    "weights, and autocast or bf16=True then trains them with no fp32 master weights (pure bf16)."
+)
+
+
+def _cpu_recommendation(cpu: CpuInfo) -> Recommendation:
     if cpu.native_bf16:
         units = [
             n
@@ -994,22 +1033,28 @@ def _cpu_recommendation(cpu: CpuInfo) -> Recommendation:
             if cpu.flags.get(k)
         ]
         arch = f"{cpu.arch} CPU with {' + '.join(units)}"
-        reason = (
-            f"This CPU ({cpu.model}) has native bf16 instructions ({', '.join(units)}), so "
-            "torch.autocast('cpu', dtype=torch.bfloat16) runs matmuls in bf16 kernels that can be "
-            "faster than fp32 and halve activation memory; bf16 needs no loss scaling. "
-            + never_fp16
+        reason = " ".join(
+            [
+                f"This CPU ({cpu.model}) has native bf16 instructions ({', '.join(units)}), so "
+                "torch.autocast('cpu', dtype=torch.bfloat16) runs matmuls in bf16 kernels that can "
+                "be faster than fp32 and halve activation memory; bf16 needs no loss scaling.",
+                _cpu_fp16_sentence(cpu),
+            ]
         )
         return Recommendation("bf16", reason, "cpu", arch, sources=(TORCH_AMX, TORCH_AMP))
     missing = "no avx512_bf16, no AMX" if cpu.is_x86 else "no bf16 extension"
     if cpu.flags_source == "unknown":
         missing = "its bf16 support could not be detected"
-    reason = (
-        f"This CPU ({cpu.model}) has no native bf16 matmul instructions ({missing}), so mixed "
-        "precision brings no speedup here: bf16 matmuls are converted or emulated and run "
-        "slower than fp32. Train in fp32 for speed. bf16 autocast still works (same numerics "
-        "as on a GPU, just slower), and the course uses it on small examples to show what bf16 "
-        "does to your numbers. " + never_fp16
+    reason = " ".join(
+        [
+            f"This CPU ({cpu.model}) has no native bf16 matmul instructions ({missing}), so mixed "
+            "precision brings no speedup here: bf16 matmul inputs are converted to fp32 for the "
+            "multiply and the whole thing runs slower than fp32. Train in fp32 for speed. bf16 "
+            "autocast still works, just slower, and the course uses it on small examples to show "
+            "what bf16 does to your numbers.",
+            _CPU_VS_GPU,
+            _cpu_fp16_sentence(cpu),
+        ]
     )
     return Recommendation(
         "fp32", reason, "cpu", f"{cpu.arch} CPU without native bf16", sources=(TORCH_AMP,)

@@ -343,9 +343,15 @@ def test_cpu_recommendation_follows_bf16_flags(
     assert hw.supports_native_bf16("cpu") is native
     rec = hw.recommend_precision()
     assert (rec.precision, rec.device_kind) == (precision, "cpu")
-    assert "fp16 is never" in rec.reason
+    if report.cpu.native_fp16:  # Sapphire Rapids has AVX512-FP16: fp16 is fast, still not picked
+        assert "native fp16 instructions" in rec.reason
+    else:
+        assert "fp16 is not the pick on this CPU" in rec.reason
+    assert "never" not in rec.reason
     if precision == "fp32":
         assert "bf16 autocast still works" in rec.reason
+        # the same format as a GPU, not the same numerics: op lists and kernels differ
+        assert "not bit for bit" in rec.reason and "same numerics" not in rec.reason
     line = report.one_line()
     assert f"avx512_bf16 {'yes' if 'avx512_bf16' in flags else 'no'}" in line
     assert f"AMX {'yes' if 'amx' in flags else 'no'}" in line
@@ -356,7 +362,28 @@ def test_cpu_with_native_fp16_still_not_fp16(monkeypatch, no_accelerator):
     fake_cpu(monkeypatch, x86_cpuinfo(SAPPHIRE_RAPIDS + " amx_fp16"))
     report = hw.detect()
     assert report.cpu.native_fp16
-    assert hw.recommend_precision().precision == "bf16"
+    rec = hw.recommend_precision()
+    assert rec.precision == "bf16"
+    # the reason admits fp16 is fast here, and says why bf16 is still the pick
+    assert "native fp16 instructions (AVX512-FP16, AMX-FP16)" in rec.reason
+    assert "GradScaler" in rec.reason and "not the pick on this CPU" not in rec.reason
+
+
+def test_pre_ampere_reason_says_bf16_is_accepted_but_emulated():
+    for name, cap in (("Tesla T4", (7, 5)), ("Tesla V100-SXM2-16GB", (7, 0))):
+        rec = hw.recommend_precision(name, cap)
+        assert rec.precision == "fp16"
+        assert "including_emulation=False" in rec.reason and "does not raise" in rec.reason
+    assert "including_emulation" not in hw.recommend_precision("NVIDIA A100-SXM4-80GB").reason
+
+
+def test_load_advice_keeps_fp32_master_weights():
+    for rec in (
+        hw.recommend_precision(capability=(8, 0)),
+        hw.recommend_precision(capability=(7, 0)),
+    ):
+        assert rec.from_pretrained_kwargs() == {"dtype": torch.float32}
+        assert 'dtype="auto"' in rec.load_advice and "master weights" in rec.load_advice
 
 
 @pytest.mark.parametrize(
