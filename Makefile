@@ -14,7 +14,7 @@ export TOKENIZERS_PARALLELISM := false
 # OpenMP threads that spin while waiting slow small CPU steps 3-10x on a busy machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install lab test test-fast lint format student-copy answer-key lock clean
+.PHONY: install lab test test-fast test-portable execute lint format student-copy answer-key lock clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,13 @@ test: install  ## lint, unit tests, nbval over every notebook, browser test
 
 test-fast: install  ## unit tests only, no notebooks, no browser
 	$(BIN)/python -m pytest -o addopts="-ra -p no:cacheprovider" -m "not browser and not slow" tests
+
+test-portable: install  ## nbval with ATen and oneDNN held to AVX2, as on a CPU without AVX512-BF16/AMX
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest -o addopts="-p no:cacheprovider" \
+	  --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+
+execute: install  ## re-execute every notebook in place (refuses on a busy machine)
+	$(BIN)/python scripts/execute_notebooks.py
 
 lint: install
 	$(BIN)/ruff check .
