@@ -289,7 +289,7 @@ def test_table_integrity():
 
 
 def test_fp16_only_list_matches_the_course():
-    # COURSE.md truth policy: the fp16-only cards are V100, T4, RTX 20xx, P100
+    # the cards that are fast in fp16 but not bf16: V100, T4, RTX 20xx, P100
     for name in ("Tesla V100-SXM2-16GB", "Tesla T4", "NVIDIA GeForce RTX 2070", "Tesla P100"):
         assert hw.recommend_precision(name).precision == "fp16", name
     for name in ("NVIDIA A100-SXM4-80GB", "NVIDIA H100 PCIe", "NVIDIA GeForce RTX 4090"):
