@@ -4,15 +4,18 @@ Matmul throughput (this module):
 
     sweep = matmul_sweep()                 # fp32, tf32, bf16, fp16, fp8 over a size sweep
     print(sweep.table()); sweep.plot()
-    sweep.fraction_of_peak("bf16")         # against the vendor's dense peak, or, on a CPU, the
-                                           # best fp32 rate measured here
+    sweep.fraction_of_peak("bf16")         # against the vendor's dense peak (a listed GPU), or,
+                                           # on a CPU, the best fp32 rate measured here (not a peak)
+    print("\n".join(compare_to_fp32(sweep)))  # 16-bit vs fp32, or why no comparison is drawn
 
 Training steps (``course_utils.bench_train``, re-exported here): ``train_step_sweep``,
 ``memory_vs_batch``, ``crossover_batch``, ``train_flops_per_token``, ``mfu``.
 
 Every measurement is a median of timed calls after a warm-up (``bench_core.time_call``); sizes
 that do not fit in memory, or would take too long, are reported as skipped with the reason,
-never a crash. ``suite(...)`` runs both benchmarks and returns one JSON-ready dict with its
+never a crash. A sweep measured while other processes competed for the CPU
+(``bench_core.CpuWatch``) carries a ``note`` and draws no fraction of peak, speedup verdict or
+MFU from its times. ``suite(...)`` runs both benchmarks and returns one JSON-ready dict with its
 provenance (``scripts/bench.py`` writes it to a file).
 """
 
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import pathlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,7 +31,9 @@ from typing import Any
 import torch
 
 from course_utils.bench_core import (
+    BUSY_MARKER,
     SCHEMA,
+    CpuWatch,
     Timing,
     check_fits,
     device_name,
@@ -215,9 +219,17 @@ class MatmulSweep:
     def skipped(self) -> list[MatmulResult]:
         return [r for r in self.results if r.skipped]
 
+    @property
+    def busy(self) -> bool:
+        """True when other processes competed for the CPU while this sweep ran (see ``note``)."""
+        return BUSY_MARKER in self.note
+
     def reference(self, dtype: str) -> tuple[float | None, str]:
         """(TFLOP/s, what it is) that ``dtype`` is compared to: the vendor's dense peak for a
-        listed GPU; on a CPU (or an unlisted GPU) the best fp32 rate measured in this sweep."""
+        listed GPU; on a CPU (or an unlisted GPU) the best fp32 rate measured in this sweep,
+        which is *not* a hardware peak. (None, why) when the sweep was busy."""
+        if self.busy:
+            return None, "none: the machine was busy (see the note)"
         if self.peak is not None:
             value = self.peak.dense(dtype)
             kind = f"{self.peak.model} dense {dtype} peak ({self.peak.source})"
@@ -225,7 +237,14 @@ class MatmulSweep:
         best = self.best("fp32")
         if best is None:
             return None, "no fp32 point measured"
-        return best.tflops, f"best fp32 rate measured here (n={best.size})"
+        return best.tflops, f"best fp32 rate measured here (n={best.size}), not a hardware peak"
+
+    def vendor_peak(self, dtype: str) -> float | None:
+        """The vendor's dense ``dtype`` peak when this GPU is listed (``bench_peaks``), else None:
+        the only peak MFU may be computed against. None too when the sweep was busy."""
+        if self.busy or self.peak is None:
+            return None
+        return self.peak.dense(dtype)
 
     def fraction_of_peak(self, dtype: str, size: int | None = None) -> float | None:
         """Achieved / reference rate for ``dtype`` at ``size`` (default: its fastest point)."""
@@ -271,7 +290,8 @@ class MatmulSweep:
         lines = [f"matmul throughput on {self.device_name} ({self.device})"]
         if self.note:
             lines.append(f"note: {self.note}")
-        lines.append(f"{'dtype':6} {'n':>6} {'time/call':>12} {'rate':>16} {'of peak':>8}")
+        column = "of peak" if self.peak is not None else "of ref"
+        lines.append(f"{'dtype':6} {'n':>6} {'time/call':>12} {'rate':>16} {column:>8}")
         for r in self.results:
             if r.skipped:
                 continue
@@ -283,7 +303,7 @@ class MatmulSweep:
         for dtype in dict.fromkeys(r.dtype for r in self.results):
             _, kind = self.reference(dtype)
             if self.points(dtype):
-                lines.append(f"  {dtype} peak: {kind}")
+                lines.append(f"  {dtype} {column}: {kind}")
         reasons = {}
         for r in self.skipped():
             reasons.setdefault((r.dtype, r.skipped), []).append(r.size)
@@ -337,21 +357,26 @@ class MatmulSweep:
             raise ValueError(f"not a matmul sweep record: {exc}") from exc
 
 
-def busy_cpu_note() -> str:
-    """A warning when other processes keep this machine's cores busy (1-minute load average
-    above the cores this process may use): CPU timings then include waiting for a core, and
-    multi-threaded matmuls can stall far beyond their real cost. Empty when the CPU is free."""
-    try:
-        load = os.getloadavg()[0]
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return ""
-    if load <= cores:
-        return ""
-    return (
-        f"this machine was busy (load average {load:.1f} on {cores} cores): other processes "
-        "competed for the CPU, so these times are inflated and noisy; rerun on an idle machine"
-    )
+def compare_to_fp32(sweep: MatmulSweep, dtypes: Sequence[str] = ("tf32", "bf16", "fp16", "fp8")
+                    ) -> list[str]:  # fmt: skip
+    """One line per dtype: its rate over fp32's at the largest size both measured, and whether
+    that is faster or slower (within 10%: "about the same"). A busy sweep gives one line that
+    says why no comparison is drawn."""
+    if sweep.busy:
+        return [f"no comparison drawn: {sweep.note}"]
+    lines = []
+    for dtype in dtypes:
+        ratio = sweep.speedup(dtype)
+        if ratio is None:
+            reason = next((r.skipped for r in sweep.results if r.dtype == dtype and r.skipped), "")
+            lines.append(f"{dtype}: not measured" + (f" ({reason})" if reason else ""))
+            continue
+        n = max(
+            set(r.size for r in sweep.points(dtype)) & set(r.size for r in sweep.points("fp32"))
+        )
+        word = "faster" if ratio > 1.1 else "slower" if ratio < 1 / 1.1 else "about the same"
+        lines.append(f"{dtype}: {ratio:.2f}x the fp32 rate at n={n} ({word} than fp32)")
+    return lines
 
 
 def _rate(tflops: float) -> str:
@@ -386,8 +411,7 @@ def matmul_sweep(
     sweep = MatmulSweep(
         str(device), name, peak=lookup_peak(name) if device.type == "cuda" else None
     )
-    if device.type == "cpu":
-        sweep.note = busy_cpu_note()
+    watch = CpuWatch()
     for dtype in dtypes:
         last: MatmulResult | None = None
         for n in sizes:
@@ -409,6 +433,7 @@ def matmul_sweep(
                 print(f"{dtype:5} n={n:<6} " + (result.skipped or _rate(result.tflops)))
             if result.seconds is not None:
                 last = result
+    sweep.note = watch.stop().note
     return sweep
 
 
@@ -489,9 +514,35 @@ def suite(
 
 
 def _peaks_for_training(sweep: MatmulSweep) -> dict[str, float | None]:
-    """Reference TFLOP/s per training precision, for MFU: fp32 training is compared with the
-    fp32 peak, bf16/fp16 autocast with the 16-bit tensor-core peak."""
-    return {p: sweep.reference(p)[0] for p in ("fp32", "bf16", "fp16")}
+    """Vendor peak TFLOP/s per training precision, for MFU: fp32 training is compared with the
+    fp32 peak, bf16/fp16 autocast with the 16-bit tensor-core peak. None on a CPU or an unlisted
+    GPU: MFU needs a cited hardware peak."""
+    return {p: sweep.vendor_peak(p) for p in ("fp32", "bf16", "fp16")}
+
+
+def utilisation_lines(steps: Sequence[StepResult], sweep: MatmulSweep) -> list[str]:
+    """One line per measured training step: its time, and MFU against the vendor's dense peak
+    on a listed GPU; elsewhere the fraction of *this machine's measured fp32 matmul rate*, which
+    is not MFU (that rate is not a hardware peak). Nothing is computed from a busy sweep or a
+    busy step: the line says so."""
+    best = sweep.best("fp32")
+    lines = []
+    for r in steps:
+        if r.skipped is not None:
+            continue
+        head = f"{r.model:10} {r.precision:5} batch {r.batch_size:2}: step time: {r.step_s * 1e3:.1f} ms"
+        if r.note or sweep.busy:
+            lines.append(f"{head}, no utilisation computed ({BUSY_MARKER})")
+        elif r.mfu is not None:
+            lines.append(f"{head}, MFU {r.mfu:.1%} of the vendor's dense {r.precision} peak")
+        elif best is not None and r.tflops is not None:
+            lines.append(
+                f"{head}, {r.tflops / best.tflops:.1%} of this machine's measured fp32 matmul "
+                "rate (not MFU)"
+            )
+        else:
+            lines.append(f"{head}, no peak known for this device")
+    return lines
 
 
 def gpu_targets(
@@ -561,6 +612,7 @@ __all__ = [
     "MemoryPoint",
     "StepResult",
     "claim_verdicts",
+    "compare_to_fp32",
     "crossover_batch",
     "format_bytes",
     "gpu_targets",
@@ -577,5 +629,6 @@ __all__ = [
     "train_flops_per_token",
     "train_step_sweep",
     "unsupported_reason",
+    "utilisation_lines",
     "write_json",
 ]

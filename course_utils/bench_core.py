@@ -6,6 +6,9 @@
   not fit is reported and skipped instead of crashing the process (or, on Linux, getting it
   killed by the kernel after an over-committed allocation).
 - ``is_out_of_memory(exc)``: recognise the allocation errors of CUDA and CPU allocators.
+- ``CpuWatch`` -> ``CpuLoad``: how many cores *other* processes used while a benchmark ran
+  (``/proc/stat`` minus this process's own CPU time), so that a sweep measured on a busy machine
+  says so and draws no verdict, fraction of peak or MFU from its times (notebook 07, section 1).
 - ``provenance(command)`` and ``write_json(data, path)``: every result file says where, when and
   how it was measured.
 """
@@ -117,6 +120,128 @@ def time_call(
         times = tuple(times_list)
         method = "perf_counter" if device.type == "cpu" else "perf_counter + synchronize"
     return Timing(statistics.median(times), times, warmup, method)
+
+
+# ----------------------------------------------------------------------------- a busy machine
+# The words every "busy" note starts with; tests/test_no_busy_outputs.py fails if a committed
+# notebook output contains them (a timing recorded on a busy machine must never be committed).
+BUSY_MARKER = "this machine was busy"
+# Other processes may use this many cores beyond the ones torch leaves free before a measurement
+# counts as busy. Half a core: on an idle machine the rest of the system uses a few hundredths.
+BUSY_OTHERS_CORES = 0.5
+# Shorter measurements are not judged: /proc/stat counts in clock ticks (10 ms on Linux).
+MIN_WATCH_S = 0.2
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _system_busy_seconds() -> float | None:
+    """CPU-seconds that all cores spent not idle since boot (user, nice, system, irq, softirq,
+    steal), from the first line of /proc/stat; None where there is no /proc/stat (macOS,
+    Windows)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+        ticks = [int(v) for v in fields[1:9]]
+    except (OSError, ValueError):
+        return None
+    if not fields or fields[0] != "cpu" or len(ticks) < 5:
+        return None
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """CPU-seconds used by this process so far, all its threads (torch's included)."""
+    return time.process_time()
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+@dataclass(frozen=True)
+class CpuLoad:
+    """What else ran on the CPU while a benchmark was measured.
+
+    ``others_cores``: the average number of cores used by *other* processes during the
+    ``wall_s`` seconds (None where it cannot be read); ``threads``: the threads torch used;
+    ``load_before``: the 1-minute load average at the start (for the note only: it lags by a
+    minute and counts this process too)."""
+
+    wall_s: float
+    others_cores: float | None
+    cores: int
+    threads: int
+    load_before: float | None = None
+
+    @property
+    def spare_cores(self) -> int:
+        """Cores torch does not use, where other work can run without slowing it."""
+        return max(0, self.cores - self.threads)
+
+    @property
+    def busy(self) -> bool:
+        """True when other processes competed with the benchmark for the cores: they used more
+        than ``BUSY_OTHERS_CORES`` beyond the spare cores. Without /proc/stat, a load average
+        above the core count at the start. Measurements shorter than ``MIN_WATCH_S`` are not
+        judged."""
+        if self.others_cores is not None:
+            if self.wall_s < MIN_WATCH_S:
+                return False
+            return self.others_cores > self.spare_cores + BUSY_OTHERS_CORES
+        return self.load_before is not None and self.load_before > self.cores
+
+    @property
+    def note(self) -> str:
+        """Empty when the CPU was free; else a sentence that starts with ``BUSY_MARKER``."""
+        if not self.busy:
+            return ""
+        used = (
+            f"other processes used {self.others_cores:.1f} of its {self.cores} cores"
+            if self.others_cores is not None
+            else f"its load average was {self.load_before:.1f} on {self.cores} cores"
+        )
+        return (
+            f"{BUSY_MARKER}: {used} while this was measured, so these times are inflated and "
+            "noisy; no verdict, fraction of peak or MFU is drawn from them. Rerun on an idle "
+            "machine."
+        )
+
+
+class CpuWatch:
+    """Start on creation; ``stop()`` returns the ``CpuLoad`` of the interval in between.
+
+    >>> watch = CpuWatch()
+    >>> load = watch.stop()
+    >>> load.cores >= 1
+    True
+    """
+
+    def __init__(self) -> None:
+        self.threads = torch.get_num_threads()
+        self.load_before = _load_average()
+        self._system = _system_busy_seconds()
+        self._own = _own_cpu_seconds()
+        self._started = time.perf_counter()
+
+    def stop(self) -> CpuLoad:
+        wall = time.perf_counter() - self._started
+        system = _system_busy_seconds()
+        others = None
+        if system is not None and self._system is not None and wall > 0:
+            own = _own_cpu_seconds() - self._own
+            others = max(0.0, (system - self._system - own) / wall)
+        return CpuLoad(wall, others, usable_cores(), self.threads, self.load_before)
 
 
 # ---------------------------------------------------------------------------------------- memory

@@ -12,6 +12,10 @@ the rate they quote for fp16 accumulation; the rows below give the fp32-accumula
 989.5
 >>> lookup_peak("Some Laptop GPU") is None
 True
+
+``PUBLISHED_TRAINING`` quotes vendor-published training throughput (fp16 mixed precision against
+FP32 or TF32), each row with its link: what learners without a GPU see in notebook 07, section 5,
+labelled as published, never as the course's own runs.
 """
 
 from __future__ import annotations
@@ -118,3 +122,72 @@ def lookup_peak(name: str) -> GpuPeak | None:
 def peak_table() -> list[dict[str, object]]:
     """Every row's dense peaks, for ``pandas.DataFrame(peak_table())``."""
     return [row.row() for row in GPU_PEAKS]
+
+
+# ------------------------------------------------------------- published training throughput
+DLE_TRANSFORMER_XL = (
+    "https://github.com/NVIDIA/DeepLearningExamples/tree/master/PyTorch/LanguageModeling/"
+    "Transformer-XL#training-performance-results"
+)
+DLE_TRANSFORMER_XL_SETUP = (
+    "NVIDIA Deep Learning Examples, Transformer-XL for PyTorch on WikiText-103, 1 GPU, "
+    "pytorch-20.06-py3 NGC container, tokens/s averaged over 500 training iterations; "
+    "'mixed precision' is fp16 with Apex AMP O2 and dynamic loss scaling"
+)
+
+
+@dataclass(frozen=True)
+class PublishedRun:
+    """One row of a vendor's published training-throughput table, quoted as printed (never a
+    run of this course). ``listed_speedup`` is the source's own ratio column."""
+
+    gpu: str
+    model: str
+    batch_per_gpu: int
+    baseline: str  # "FP32" or "TF32", as the source names it
+    baseline_tokens_per_s: float
+    amp: str
+    amp_tokens_per_s: float
+    listed_speedup: float
+    source: str
+    setup: str
+
+    @property
+    def speedup(self) -> float:
+        """The ratio of the two quoted throughputs."""
+        return self.amp_tokens_per_s / self.baseline_tokens_per_s
+
+    def row(self) -> dict[str, object]:
+        return {
+            "GPU": self.gpu,
+            "model": self.model,
+            "batch/GPU": self.batch_per_gpu,
+            "baseline": self.baseline,
+            "baseline tok/s": self.baseline_tokens_per_s,
+            "16-bit": self.amp,
+            "16-bit tok/s": self.amp_tokens_per_s,
+            "speedup (source)": self.listed_speedup,
+            "source": self.source,
+        }
+
+
+_FP16_AMP = "fp16 mixed precision"
+# Single-GPU rows of the "Training performance results" tables (base and large models).
+# No vendor table with a bf16 training-throughput column was found for this course yet.
+# fmt: off
+PUBLISHED_TRAINING: tuple[PublishedRun, ...] = (
+    PublishedRun("A100 40GB (DGX A100)", "Transformer-XL base", 32, "TF32", 41_527, _FP16_AMP,
+                 59_961, 1.444, DLE_TRANSFORMER_XL, DLE_TRANSFORMER_XL_SETUP),
+    PublishedRun("A100 40GB (DGX A100)", "Transformer-XL large", 8, "TF32", 14_497, _FP16_AMP,
+                 21_554, 1.487, DLE_TRANSFORMER_XL, DLE_TRANSFORMER_XL_SETUP),
+    PublishedRun("V100 16GB (DGX-1)", "Transformer-XL base", 16, "FP32", 13_981, _FP16_AMP,
+                 26_639, 1.905, DLE_TRANSFORMER_XL, DLE_TRANSFORMER_XL_SETUP),
+    PublishedRun("V100 16GB (DGX-1)", "Transformer-XL large", 2, "FP32", 3_558, _FP16_AMP,
+                 6_907, 1.941, DLE_TRANSFORMER_XL, DLE_TRANSFORMER_XL_SETUP),
+)
+# fmt: on
+
+
+def published_training_table() -> list[dict[str, object]]:
+    """The published rows, for ``pandas.DataFrame(published_training_table())``."""
+    return [run.row() for run in PUBLISHED_TRAINING]

@@ -13,9 +13,19 @@ import time
 import pytest
 import torch
 from conftest import REPO_ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from course_utils import bench, bench_core, bench_train
 from course_utils.bench_peaks import GPU_PEAKS, lookup_peak
+
+
+@pytest.fixture(autouse=True)
+def idle_cpu(monkeypatch):
+    """These tests check the benchmarks' logic, not this machine's load: make the CPU look idle
+    (the busy detector has its own tests, which patch it the other way)."""
+    monkeypatch.setattr(bench_core, "_system_busy_seconds", lambda: None)
+    monkeypatch.setattr(bench_core, "_load_average", lambda: 0.0)
 
 
 # ------------------------------------------------------------------------------------- timing
@@ -116,12 +126,21 @@ def test_sweep_compares_to_the_best_fp32_rate_on_a_cpu_and_round_trips_json():
         ("fp32", 32), ("fp32", 64), ("bf16", 32), ("bf16", 64), ("tf32", 32), ("tf32", 64)
     ]  # fmt: skip
     ref, what = sweep.reference("bf16")
-    assert ref == sweep.best("fp32").tflops and "measured here" in what
+    assert (
+        ref == sweep.best("fp32").tflops
+        and "measured here" in what
+        and "not a hardware peak" in what
+    )
+    assert sweep.vendor_peak("bf16") is None  # MFU needs a vendor peak: none on a CPU
     assert sweep.fraction_of_peak("fp32") == 1.0
     assert 0 < sweep.fraction_of_peak("bf16") and sweep.speedup("bf16") > 0
     assert sweep.fraction_of_peak("tf32") is None and len(sweep.skipped()) == 2
     text = sweep.table()
     assert "skipped tf32 n=32,64" in text and "GFLOP/s" in text + "TFLOP/s"
+    assert "of ref" in text and "of peak" not in text and "note:" not in text
+    compared = bench.compare_to_fp32(sweep, ("bf16", "tf32"))
+    assert compared[0].startswith("bf16: ") and "x the fp32 rate at n=64" in compared[0]
+    assert compared[1].startswith("tf32: not measured (tf32 is a mode")
     again = bench.MatmulSweep.from_dict(json.loads(json.dumps(sweep.to_dict())))
     assert again.results == sweep.results
     ax = sweep.plot()
@@ -314,13 +333,84 @@ def test_claim_verdicts_use_cuda_peaks_when_measured_else_the_anatomy():
         bench.StepResult("m", "bf16", 8, 64, 10, "cuda", step_s=0.55, peak_mem_bytes=700),
     ]
     speed, memory = bench.claim_verdicts(steps)
-    assert "m batch 8: 1.82x" in speed and "claim holds here" in speed
-    assert "m batch 8: -30%" in memory and "does not hold" in memory
+    assert "m batch 8: 1.82x (holds)" in speed and speed.endswith("claim: holds")
+    assert "m batch 8: -30% (falls short)" in memory and memory.endswith("claim: falls short")
     points = [bench.MemoryPoint("fp32", 1, 8, 10, 160, 0, 100),
               bench.MemoryPoint("bf16", 1, 8, 10, 160, 20, 60)]  # fmt: skip
     (memory,) = bench.claim_verdicts(memory_points=points)
-    assert memory.startswith("memory (bf16 vs fp32): batch 1: -8%")
+    assert memory.startswith("memory (bf16 vs fp32): batch 1: -8% (falls short)")
     assert bench.claim_verdicts() == []
+
+
+def _steps(*speedups, note=""):
+    rows = []
+    for batch, up in enumerate(speedups, start=1):
+        rows.append(bench.StepResult("m", "fp32", batch, 64, 10, "cuda", step_s=1.0, note=note))
+        rows.append(bench.StepResult("m", "bf16", batch, 64, 10, "cuda", step_s=1 / up, note=note))
+    return rows
+
+
+def test_a_5x_speedup_exceeds_the_claim_and_pure_bf16_at_minus_48_percent_holds():
+    (speed,) = bench.claim_verdicts(_steps(5.0))
+    assert "5.00x (exceeds)" in speed and speed.endswith("claim: exceeds")
+    (speed,) = bench.claim_verdicts(_steps(0.29, 1.7, 5.0))
+    assert speed.endswith("mixed: exceeds at 1 of 3, holds at 1 of 3, does not hold at 1 of 3")
+    points = [bench.MemoryPoint("fp32", 1, 8, 10, 160, 0, 40),
+              bench.MemoryPoint("bf16-pure", 1, 8, 10, 80, 0, 24)]  # fmt: skip
+    (memory,) = bench.claim_verdicts(memory_points=points, amp="bf16-pure")
+    assert "batch 1: -48% (holds)" in memory and memory.endswith("claim: holds")
+
+
+def test_steps_timed_on_a_busy_machine_get_no_speed_verdict():
+    (speed,) = bench.claim_verdicts(_steps(1.7, note=f"{bench_core.BUSY_MARKER}: other ..."))
+    assert "no verdict drawn" in speed and "holds" not in speed
+
+
+@pytest.mark.parametrize(
+    ("speedup", "verdict"),
+    [(0.05, "does not hold"), (1.0, "does not hold"), (1.1, "does not hold"),
+     (1.2, "falls short"), (1.35, "holds"), (1.5, "holds"), (2.0, "holds"), (2.2, "holds"),
+     (2.3, "exceeds"), (5.0, "exceeds")],
+)  # fmt: skip
+def test_speed_verdict_edges(speedup, verdict):
+    assert bench_train.speed_verdict(speedup) == verdict
+
+
+@pytest.mark.parametrize(
+    ("change", "verdict"),
+    [(0.03, "does not hold"), (-0.03, "does not hold"), (-0.05, "falls short"),
+     (-0.31, "falls short"), (-0.45, "holds"), (-0.48, "holds"), (-0.55, "holds"),
+     (-0.6, "exceeds")],
+)  # fmt: skip
+def test_memory_verdict_edges(change, verdict):
+    assert bench_train.memory_verdict(change) == verdict
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0.01, 100.0), st.floats(0.01, 100.0))
+def test_a_larger_speedup_never_gets_a_worse_speed_verdict(a, b):
+    rank = {v: i for i, v in enumerate(reversed(bench_train.VERDICTS))}
+    low, high = sorted((a, b))
+    assert rank[bench_train.speed_verdict(low)] <= rank[bench_train.speed_verdict(high)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-0.99, 3.0), st.floats(-0.99, 3.0))
+def test_a_larger_memory_saving_never_gets_a_worse_memory_verdict(a, b):
+    rank = {v: i for i, v in enumerate(reversed(bench_train.VERDICTS))}
+    more_saved, less_saved = sorted((a, b))  # the more negative change saves more
+    assert (
+        rank[bench_train.memory_verdict(less_saved)] <= rank[bench_train.memory_verdict(more_saved)]
+    )
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0, -1.0, True, "2x", None])
+def test_verdicts_reject_what_is_not_a_ratio(bad):
+    error = TypeError if isinstance(bad, (bool, str)) or bad is None else ValueError
+    with pytest.raises(error, match="speedup"):
+        bench_train.speed_verdict(bad)
+    with pytest.raises((TypeError, ValueError), match="memory change"):
+        bench_train.memory_verdict(bad if bad != 0.0 else float("nan"))
 
 
 def test_exercise_07_checks_name_the_usual_mistakes():
@@ -338,11 +428,84 @@ def test_exercise_07_checks_name_the_usual_mistakes():
     assert "percentage" in percent.message
 
 
-def test_a_busy_cpu_is_said_in_the_sweep(monkeypatch):
-    monkeypatch.setattr(bench.os, "getloadavg", lambda: (64.0, 0.0, 0.0))
-    sweep = bench.matmul_sweep(("fp32",), (16,), "cpu")
-    assert "busy (load average 64.0" in sweep.note and sweep.table().splitlines()[1].startswith(
-        "note:"
+def _patch_cpu(monkeypatch, others_cores, own_cores=1.0):
+    """Fake clocks for a CpuWatch that lasts 1 s (first reading at start, second at stop):
+    other processes use ``others_cores`` and this process ``own_cores`` in that second."""
+
+    def readings(*values):
+        it = iter(values)
+        return lambda: next(it, values[-1])
+
+    monkeypatch.setattr(bench_core.time, "perf_counter", readings(0.0, 1.0))
+    monkeypatch.setattr(bench_core, "_own_cpu_seconds", readings(0.0, own_cores))
+    monkeypatch.setattr(bench_core, "_system_busy_seconds", readings(0.0, others_cores + own_cores))
+
+
+def test_cpu_watch_counts_only_the_other_processes(monkeypatch):
+    monkeypatch.setattr(bench_core, "usable_cores", lambda: 2)
+    monkeypatch.setattr(bench_core.torch, "get_num_threads", lambda: 2)
+    _patch_cpu(monkeypatch, others_cores=1.5)
+    load = bench_core.CpuWatch().stop()
+    assert load.others_cores == pytest.approx(1.5) and load.busy
+    assert load.note.startswith(bench_core.BUSY_MARKER) and "1.5 of its 2 cores" in load.note
+    _patch_cpu(monkeypatch, others_cores=0.05, own_cores=2.0)  # our own 2 threads do not count
+    assert not bench_core.CpuWatch().stop().busy
+
+
+def test_spare_cores_absorb_other_work_and_short_or_unreadable_intervals():
+    assert not bench_core.CpuLoad(2.0, 1.2, cores=8, threads=4).busy  # 4 spare cores
+    assert bench_core.CpuLoad(2.0, 4.8, cores=8, threads=4).busy
+    assert not bench_core.CpuLoad(0.05, 9.0, cores=2, threads=2).busy  # too short to judge
+    # without /proc/stat: the load average at the start, against the cores
+    assert bench_core.CpuLoad(2.0, None, 2, 2, load_before=8.5).busy
+    assert "load average was 8.5 on 2 cores" in bench_core.CpuLoad(2.0, None, 2, 2, 8.5).note
+    assert bench_core.CpuLoad(2.0, None, 2, 2, load_before=None).note == ""
+
+
+def test_a_busy_sweep_says_so_and_draws_no_fraction_comparison_or_mfu(monkeypatch):
+    monkeypatch.setattr(bench_core, "usable_cores", lambda: 2)
+    _patch_cpu(monkeypatch, others_cores=3.0)
+    monkeypatch.setattr(
+        bench, "matmul_throughput",
+        lambda d, n, device, budget_s: bench.MatmulResult(d, n, seconds=1e-3, tflops=1e-5, reps=3),
+    )  # fmt: skip
+    sweep = bench.matmul_sweep(("fp32", "bf16"), (16,), "cpu", budget_s=0.01)
+    assert sweep.busy and sweep.table().splitlines()[1].startswith(
+        f"note: {bench_core.BUSY_MARKER}"
     )
-    monkeypatch.setattr(bench.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    assert bench.busy_cpu_note() == ""
+    assert sweep.reference("fp32")[0] is None and sweep.fraction_of_peak("bf16") is None
+    assert bench.compare_to_fp32(sweep) == [f"no comparison drawn: {sweep.note}"]
+    assert bench.MatmulSweep.from_dict(sweep.to_dict()).busy  # a recorded busy run stays busy
+    step = bench.StepResult("mini", "fp32", 1, 16, 10, "cpu", step_s=0.1, tflops=1e-4)
+    (line,) = bench.utilisation_lines([step], sweep)
+    assert "no utilisation computed" in line and "MFU" not in line
+    monkeypatch.undo()
+    monkeypatch.setattr(bench_core, "_system_busy_seconds", lambda: None)
+    monkeypatch.setattr(bench_core, "_load_average", lambda: 64.0)  # no /proc/stat: load average
+    rows = bench.train_step_sweep(
+        ("mini",), (1,), ("fp32",), seq_len=16, steps=1, warmup_steps=1, device="cpu",
+        peak_tflops=1.0,
+    )  # fmt: skip
+    assert rows[0].note.startswith(bench_core.BUSY_MARKER) and rows[0].mfu is None
+
+
+def test_utilisation_on_a_cpu_is_named_for_what_it_is_not_mfu():
+    fp32 = bench.MatmulResult("fp32", 64, seconds=1e-3, tflops=0.01)
+    sweep = bench.MatmulSweep("cpu", "Some CPU", [fp32])
+    step = bench.StepResult("mini", "fp32", 1, 16, 10, "cpu", step_s=0.1, tflops=0.001)
+    (line,) = bench.utilisation_lines([step], sweep)
+    assert "10.0% of this machine's measured fp32 matmul rate (not MFU)" in line
+    gpu = bench.StepResult("m", "bf16", 8, 64, 10, "cuda", step_s=0.1, tflops=300.0, mfu=0.3)
+    (line,) = bench.utilisation_lines([gpu], sweep)
+    assert "MFU 30.0% of the vendor's dense bf16 peak" in line
+
+
+def test_published_training_rows_are_quoted_consistently():
+    from course_utils.bench_peaks import PUBLISHED_TRAINING, published_training_table
+
+    assert len(published_training_table()) == len(PUBLISHED_TRAINING) >= 4
+    for run in PUBLISHED_TRAINING:
+        # the two quoted throughputs give the source's own speedup column (catches a typo)
+        assert run.speedup == pytest.approx(run.listed_speedup, abs=5e-4), run
+        assert run.source.startswith("https://github.com/NVIDIA/DeepLearningExamples/")
+        assert run.baseline in {"FP32", "TF32"} and "fp16" in run.amp
