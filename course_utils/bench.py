@@ -362,6 +362,11 @@ def compare_to_fp32(sweep: MatmulSweep, dtypes: Sequence[str] = ("tf32", "bf16",
     """One line per dtype: its rate over fp32's at the largest size both measured, and whether
     that is faster or slower (within 10%: "about the same"). A busy sweep gives one line that
     says why no comparison is drawn."""
+    if not isinstance(sweep, MatmulSweep):
+        raise TypeError(f"compare_to_fp32 needs a MatmulSweep, got {type(sweep).__name__}")
+    for dtype in dtypes:
+        if dtype not in MATMUL_DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}: choose from {', '.join(MATMUL_DTYPES)}")
     if sweep.busy:
         return [f"no comparison drawn: {sweep.note}"]
     lines = []
@@ -525,6 +530,10 @@ def utilisation_lines(steps: Sequence[StepResult], sweep: MatmulSweep) -> list[s
     on a listed GPU; elsewhere the fraction of *this machine's measured fp32 matmul rate*, which
     is not MFU (that rate is not a hardware peak). Nothing is computed from a busy sweep or a
     busy step: the line says so."""
+    if not isinstance(sweep, MatmulSweep):
+        raise TypeError(f"utilisation_lines needs a MatmulSweep, got {type(sweep).__name__}")
+    if any(not isinstance(r, StepResult) for r in steps):
+        raise TypeError("utilisation_lines needs StepResult rows (from train_step_sweep)")
     best = sweep.best("fp32")
     lines = []
     for r in steps:

@@ -509,3 +509,15 @@ def test_published_training_rows_are_quoted_consistently():
         assert run.speedup == pytest.approx(run.listed_speedup, abs=5e-4), run
         assert run.source.startswith("https://github.com/NVIDIA/DeepLearningExamples/")
         assert run.baseline in {"FP32", "TF32"} and "fp16" in run.amp
+
+
+def test_reports_reject_what_is_not_a_sweep_or_a_dtype():
+    sweep = bench.MatmulSweep("cpu", "Some CPU")
+    with pytest.raises(TypeError, match="MatmulSweep"):
+        bench.compare_to_fp32({"fp32": 1.0})
+    with pytest.raises(ValueError, match="unknown dtype 'int8'"):
+        bench.compare_to_fp32(sweep, ("int8",))
+    with pytest.raises(TypeError, match="MatmulSweep"):
+        bench.utilisation_lines([], None)
+    with pytest.raises(TypeError, match="StepResult"):
+        bench.utilisation_lines([{"model": "mini"}], sweep)
