@@ -6,11 +6,13 @@ write them as JSON with their provenance.
 
 On a GPU the defaults measure matmuls from 256 to 8192, GPT-2 shapes ("tiny", "gpt2-small") at
 batch 1, 8 and 32 with 1024 tokens, fp32 / bf16 / fp16, and evaluate the course's GPU targets.
-On a CPU everything is shrunk to run in about a minute. Sizes that do not fit in memory are
-reported in the file as skipped.
+On a CPU everything is shrunk to run quickly. Sizes that do not fit in memory are reported in
+the file as skipped. A run measured while other processes competed for the CPU says so (the
+matmul sweep's ``note``, each training step's ``note``) and carries no MFU: rerun it.
 
-A file written on a real GPU may be committed to ``data/reference_runs/`` (notebook 07 shows
-it); never edit the numbers by hand.
+A file written on a real GPU, on an otherwise idle machine, may be committed to
+``data/reference_runs/`` for review; never edit the numbers by hand. Notebook 07 does not read
+these files: until the course has reviewed GPU runs, it shows published measurements instead.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ def main(argv=None) -> int:
         print(row)
     for name, target in data.get("targets", {}).items():
         print(f"target {name}: {target}")
+    busy = sweep.note or next((r["note"] for r in data["train_step"] if r.get("note")), "")
+    if busy:
+        print(f"WARNING: {busy} Do not commit this file.")
     print(f"wrote {path} ({data['wall_s']} s)")
     return 0
 
