@@ -1,17 +1,26 @@
 """Load the course's shipped models (offline) the way a learner loads ``gpt2`` from the Hub.
 
-The course ships ``tiny-gpt2``: a 2.6M-parameter GPT-2 trained on CPU by
-``scripts/build_tiny_model.py`` (``data/models/tiny-gpt2/build_info.json`` says how and how well).
+The course ships ``tiny-gpt2``: a small GPT-2 (1,350,400 parameters, saved in fp32) trained on CPU
+by ``scripts/build_tiny_model.py`` (``data/models/tiny-gpt2/build_info.json`` says how and how well).
 
 >>> model, tokenizer = load_model_and_tokenizer()                  # doctest: +SKIP
 >>> model, tokenizer = load_model_and_tokenizer("gpt2")            # online only  # doctest: +SKIP
+
+Which dtype the weights get: transformers 5's ``from_pretrained`` defaults to ``dtype="auto"``,
+the dtype the checkpoint was saved in. ``save_pretrained_as`` writes a copy of a model in another
+dtype (e.g. bf16, like most modern LLM checkpoints) and ``checkpoint_dtype`` reads which dtype a
+folder will load in by default; notebook 04 (section 2) uses them to show that a bf16 checkpoint
+loads bf16 and then trains with no fp32 master weights unless ``dtype=torch.float32`` is passed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import json
 import os
 import pathlib
+import struct
 
 import torch
 
@@ -70,7 +79,9 @@ def load_model_and_tokenizer(
 
     Any other ``name`` (``"gpt2"``, a Hub id, a local folder) goes to ``from_pretrained`` as is,
     which needs the internet unless it is cached. ``dtype`` ("fp32", "bf16", "fp16" or a
-    ``torch.dtype``; default: the saved fp32) sets the weights' dtype; ``device`` moves the model
+    ``torch.dtype``) sets the weights' dtype; the default (None) passes no dtype, so transformers
+    uses ``dtype="auto"``: the dtype the checkpoint was saved in (fp32 for tiny-gpt2, bf16 for a
+    checkpoint saved in bf16, see ``checkpoint_dtype``); ``device`` moves the model
     (default: the CPU, as ``from_pretrained`` leaves it). The model comes back as
     ``from_pretrained`` returns it: in eval mode (call ``model.train()`` before training).
     The tokenizer has a pad token (for gpt2 from the Hub, the eos token is used as pad).
@@ -96,6 +107,65 @@ def load_model_and_tokenizer(
     if device is not None:
         model.to(device)
     return model, tokenizer
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "BF16": torch.bfloat16,
+    "F16": torch.float16,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+}
+
+
+def save_pretrained_as(model, tokenizer, folder, dtype) -> pathlib.Path:
+    """Save a copy of ``model`` converted to ``dtype`` (and ``tokenizer``, if not None) in
+    ``folder`` with ``save_pretrained`` (safetensors), as a checkpoint saved in that dtype looks.
+    ``model`` itself is left as it was. Returns the folder. Taught in notebook 04, section 2."""
+    from transformers import PreTrainedModel
+
+    if not isinstance(model, PreTrainedModel):
+        raise TypeError(f"model must be a transformers PreTrainedModel, got {type(model).__name__}")
+    torch_dtype = _resolve_dtype(dtype)
+    if torch_dtype is None:
+        raise ValueError("dtype is required: the dtype to save the weights in, e.g. 'bf16'")
+    if not isinstance(folder, str | os.PathLike):
+        raise TypeError(f"folder must be a path, got {folder!r}")
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with _quiet_loading():
+        copy.deepcopy(model).to(torch_dtype).save_pretrained(folder, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(folder)
+    return folder
+
+
+def checkpoint_dtype(folder) -> torch.dtype | None:
+    """The dtype ``from_pretrained(folder)`` loads the weights in by default (``dtype="auto"``),
+    following transformers 5's rule: the ``dtype`` (or older ``torch_dtype``) of config.json,
+    else the dtype of the first floating-point tensor in model.safetensors; None if neither says.
+    """
+    if not isinstance(folder, str | os.PathLike):
+        raise TypeError(f"folder must be a path, got {folder!r}")
+    folder = pathlib.Path(folder)
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"no config.json in {folder}: not a saved model folder")
+    config = json.loads(config_file.read_text())
+    name = config.get("dtype") or config.get("torch_dtype")
+    if isinstance(name, str) and isinstance(getattr(torch, name, None), torch.dtype):
+        return getattr(torch, name)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        return None
+    with weights.open("rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(header_len))
+    for key, entry in header.items():
+        if key != "__metadata__" and entry["dtype"] in _SAFETENSORS_DTYPES:
+            return _SAFETENSORS_DTYPES[entry["dtype"]]
+    return None
 
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:

@@ -11,8 +11,11 @@ each aten op with the dtypes it really ran in, casts included::
     print(trace.table())                  # op | inputs | output | calls, forward pass
     trace.output_dtypes("addmm")          # {'bf16'}
 
-``documented_policy(op, device_type)`` says what PyTorch's AMP docs list for an op on a device
-("lower precision", "fp32", "promote" or "not listed"); ``DOCS_URL`` is the page.
+``documented_policy(op, device_type)`` says what autocast registers for an op on a device
+("lower precision", "fp32", "promote", "refused" or "not listed"), from ``AUTOCAST_OPS``: the
+lists transcribed from PyTorch's source (``SOURCE_URLS``, at the installed torch's tag), checked
+against the installed dispatcher by ``registered_autocast_ops`` in the tests. ``DOCS_URL`` is the
+AMP docs' op reference. Taught in notebook 04, section 1.
 """
 
 from __future__ import annotations
@@ -270,98 +273,161 @@ def _pop(tracer: OpDtypeTracer):
 
 
 # ----------------------------------------------------------------------------------------------
-# What the AMP docs list (https://pytorch.org/docs/stable/amp.html#autocast-op-reference), as of
-# PyTorch 2.x: "CUDA Ops that can autocast to float16 / to float32 / that promote to the widest
-# input type", and the same three lists for the CPU (where float16 shares bfloat16's lists).
-# Names are the docs' (Python-level) names; ``ATEN_NAMES`` maps the aten ops a trace shows.
+# What autocast registers for each op, transcribed from PyTorch's source at the tag of the installed
+# torch (2.13.0); ``registered_autocast_ops`` reads the same lists back from the installed
+# dispatcher, and the tests check that the two agree.
+#
+# CUDA: ``TORCH_LIBRARY_IMPL(aten, Autocast, m)`` in autocast_mode.cpp registers the macros of
+# autocast_mode.h: AT_FORALL_LOWER_PRECISION_FP ("lower precision"), AT_FORALL_FP32 and
+# AT_FORALL_FP32_SET_OPT_DTYPE and AT_FORALL_DIFFERENT_REDISPATCH_SIGNATURE ("fp32"),
+# AT_FORALL_PROMOTE ("promote"), plus cudnn_convolution(_transpose) and a
+# ``binary_cross_entropy_banned`` kernel that raises ("refused").
+# CPU: ``TORCH_LIBRARY_IMPL(aten, AutocastCPU, m)`` in autocast_mode.cpp lists its ops one by one.
+# Names are aten op names without their overload (``pow`` covers ``pow.Tensor_Scalar`` ...).
 
-DOCUMENTED_OPS: dict[str, dict[str, tuple[str, ...]]] = {
+TORCH_TAG = "v2.13.0"
+SOURCE_URLS = {
+    "cuda": f"https://github.com/pytorch/pytorch/blob/{TORCH_TAG}/aten/src/ATen/autocast_mode.h",
+    "cpu": f"https://github.com/pytorch/pytorch/blob/{TORCH_TAG}/aten/src/ATen/autocast_mode.cpp",
+}
+POLICIES = ("lower precision", "fp32", "promote", "refused", "not listed")
+
+AUTOCAST_OPS: dict[str, dict[str, tuple[str, ...]]] = {
     "cuda": {
-        "lower precision": (
-            "__matmul__ addbmm addmm addmv addr baddbmm bmm multi_dot conv1d conv2d conv3d "
-            "conv_transpose1d conv_transpose2d conv_transpose3d GRUCell linear LSTMCell matmul mm "
-            "mv prelu RNNCell"
-        ).split(),
-        "fp32": (
-            "__pow__ __rdiv__ __rpow__ __rtruediv__ acos asin binary_cross_entropy_with_logits "
-            "cosh cosine_embedding_loss cdist cosine_similarity cross_entropy cumprod cumsum dist "
-            "erfinv exp expm1 group_norm hinge_embedding_loss kl_div l1_loss layer_norm log "
-            "log_softmax log10 log1p log2 margin_ranking_loss mse_loss multilabel_margin_loss "
-            "multi_margin_loss nll_loss norm normalize pdist poisson_nll_loss pow prod reciprocal "
-            "rsqrt sinh smooth_l1_loss soft_margin_loss softmax softmin softplus sum renorm tan "
-            "triplet_margin_loss"
-        ).split(),
-        "promote": (
-            "addcdiv addcmul atan2 bilinear cross dot grid_sample index_put scatter_add tensordot"
-        ).split(),
+        "lower precision": tuple(
+            (  # AT_FORALL_LOWER_PRECISION_FP, then the two cudnn kernels of autocast_mode.cpp
+                "_convolution conv1d conv2d conv3d conv_tbc conv_transpose1d conv_transpose2d "
+                "conv_transpose3d convolution prelu addmm addmv addr matmul einsum mm mv "
+                "linalg_vecdot linear addbmm baddbmm bmm chain_matmul linalg_multi_dot "
+                "_thnn_fused_lstm_cell _thnn_fused_gru_cell lstm_cell gru_cell rnn_tanh_cell "
+                "rnn_relu_cell _scaled_dot_product_flash_attention scaled_dot_product_attention "
+                "cudnn_convolution cudnn_convolution_transpose"
+            ).split()
+        ),
+        "fp32": tuple(
+            (  # AT_FORALL_FP32
+                "acos asin cosh erfinv exp expm1 log log10 log2 log1p reciprocal rsqrt sinh tan "
+                "pow softplus layer_norm native_layer_norm rms_norm group_norm frobenius_norm "
+                "nuclear_norm cosine_similarity poisson_nll_loss cosine_embedding_loss nll_loss "
+                "nll_loss2d hinge_embedding_loss kl_div l1_loss smooth_l1_loss huber_loss "
+                "mse_loss margin_ranking_loss multilabel_margin_loss soft_margin_loss "
+                "triplet_margin_loss multi_margin_loss binary_cross_entropy_with_logits dist "
+                "pdist cdist renorm logsumexp upsample_nearest1d _upsample_nearest_exact1d "
+                "upsample_nearest2d _upsample_nearest_exact2d upsample_nearest3d "
+                "_upsample_nearest_exact3d upsample_linear1d upsample_bilinear2d "
+                "_upsample_bilinear2d_aa upsample_trilinear3d upsample_bicubic2d "
+                "_upsample_bicubic2d_aa "
+                # AT_FORALL_FP32_SET_OPT_DTYPE, AT_FORALL_DIFFERENT_REDISPATCH_SIGNATURE
+                "prod softmax log_softmax cumprod cumsum linalg_vector_norm linalg_matrix_norm "
+                "sum norm"
+            ).split()
+        ),
+        "promote": tuple(
+            (  # AT_FORALL_PROMOTE
+                "addcdiv addcmul atan2 bilinear cross dot vdot grid_sampler index_put tensordot "
+                "scatter_add"
+            ).split()
+        ),
+        "refused": ("binary_cross_entropy",),  # "unsafe to autocast": use ..._with_logits
     },
     "cpu": {
-        "lower precision": (
-            "conv1d conv2d conv3d bmm mm linalg_vecdot baddbmm addmm addbmm linear matmul "
-            "_convolution conv_tbc mkldnn_rnn_layer conv_transpose1d conv_transpose2d "
-            "conv_transpose3d prelu scaled_dot_product_attention _native_multi_head_attention"
-        ).split(),
-        "fp32": (
-            "avg_pool3d binary_cross_entropy grid_sampler grid_sampler_2d "
-            "_grid_sampler_2d_cpu_fallback grid_sampler_3d polar prod quantile nanquantile stft "
-            "cdist trace view_as_complex cholesky_inverse cholesky_solve inverse lu_solve orgqr "
-            "ormqr pinverse max_pool3d max_unpool2d max_unpool3d adaptive_avg_pool3d "
-            "reflection_pad1d reflection_pad2d replication_pad1d replication_pad2d "
-            "replication_pad3d mse_loss cosine_embedding_loss nll_loss nll_loss2d "
-            "hinge_embedding_loss poisson_nll_loss cross_entropy_loss l1_loss huber_loss "
-            "margin_ranking_loss soft_margin_loss triplet_margin_loss multi_margin_loss ctc_loss "
-            "kl_div multilabel_margin_loss binary_cross_entropy_with_logits fft_fft fft_ifft "
-            "fft_fft2 fft_ifft2 fft_fftn fft_ifftn fft_rfft fft_irfft fft_rfft2 fft_irfft2 "
-            "fft_rfftn fft_irfftn fft_hfft fft_ihfft linalg_cond linalg_matrix_rank linalg_solve "
-            "linalg_cholesky linalg_svdvals linalg_eigvals linalg_eigvalsh linalg_inv "
-            "linalg_householder_product linalg_tensorinv linalg_tensorsolve "
-            "fake_quantize_per_tensor_affine geqrf _lu_with_info qr svd triangular_solve "
-            "fractional_max_pool2d fractional_max_pool3d adaptive_max_pool3d "
-            "multilabel_margin_loss_forward linalg_qr linalg_cholesky_ex linalg_svd linalg_eig "
-            "linalg_eigh linalg_lstsq linalg_inv_ex"
-        ).split(),
-        "promote": ["cat", "stack", "index_copy"],
+        "lower precision": tuple(
+            (
+                "conv1d conv2d conv3d bmm mm linalg_vecdot baddbmm addmm _addmm_activation "
+                "addbmm linear _convolution matmul conv_tbc mkldnn_rnn_layer conv_transpose1d "
+                "conv_transpose2d conv_transpose3d prelu scaled_dot_product_attention "
+                "_native_multi_head_attention"
+            ).split()
+        ),
+        "fp32": tuple(
+            (
+                "avg_pool3d binary_cross_entropy grid_sampler polar prod quantile nanquantile "
+                "stft cdist grid_sampler_2d _grid_sampler_2d_cpu_fallback grid_sampler_3d trace "
+                "view_as_complex cholesky cholesky_inverse cholesky_solve inverse lu_solve orgqr "
+                "ormqr pinverse max_pool3d max_unpool2d max_unpool3d adaptive_avg_pool3d "
+                "reflection_pad1d reflection_pad2d replication_pad1d replication_pad2d "
+                "replication_pad3d mse_loss cosine_embedding_loss nll_loss nll_loss2d "
+                "hinge_embedding_loss poisson_nll_loss smooth_l1_loss cross_entropy_loss l1_loss "
+                "huber_loss margin_ranking_loss soft_margin_loss triplet_margin_loss "
+                "multi_margin_loss ctc_loss kl_div multilabel_margin_loss "
+                "binary_cross_entropy_with_logits fft_fft fft_ifft fft_fft2 fft_ifft2 fft_fftn "
+                "fft_ifftn fft_rfft fft_irfft fft_rfft2 fft_irfft2 fft_rfftn fft_irfftn fft_hfft "
+                "fft_ihfft linalg_cond linalg_matrix_rank linalg_solve linalg_cholesky "
+                "linalg_svdvals linalg_eigvals linalg_eigvalsh linalg_inv "
+                "linalg_householder_product linalg_tensorinv linalg_tensorsolve "
+                "fake_quantize_per_tensor_affine geqrf _lu_with_info qr svd triangular_solve "
+                "fractional_max_pool2d fractional_max_pool3d adaptive_max_pool3d "
+                "multilabel_margin_loss_forward linalg_qr linalg_cholesky_ex linalg_svd "
+                "linalg_eig linalg_eigh linalg_lstsq linalg_inv_ex"
+            ).split()
+        ),
+        "promote": ("stack", "cat", "index_copy"),
     },
 }
+DOCUMENTED_OPS = AUTOCAST_OPS  # the name earlier versions of the course used
 
-# aten ops seen in traces -> the documented (Python-level) op they implement.
+_DISPATCH_KEYS = {"cuda": "AutocastCUDA", "cpu": "AutocastCPU"}
+
+# aten ops seen in traces (below autocast) -> the op autocast registers (what the code called).
 ATEN_NAMES = {
-    "native_layer_norm": "layer_norm",
     "_softmax": "softmax",
     "_safe_softmax": "softmax",
     "_log_softmax": "log_softmax",
     "nll_loss_forward": "nll_loss",
-    "convolution": "conv1d",
     "_scaled_dot_product_flash_attention_for_cpu": "scaled_dot_product_attention",
-    "_scaled_dot_product_flash_attention": "scaled_dot_product_attention",
     "_scaled_dot_product_efficient_attention": "scaled_dot_product_attention",
     "_scaled_dot_product_cudnn_attention": "scaled_dot_product_attention",
+    "mkldnn_convolution": "convolution",
 }
 
 
+def _check_device(device_type) -> str:
+    if device_type not in AUTOCAST_OPS:
+        raise ValueError(f"device_type must be one of {sorted(AUTOCAST_OPS)}, got {device_type!r}")
+    return device_type
+
+
 def documented_policy(op: str, device_type: str) -> str:
-    """What the AMP docs say autocast does with ``op`` on ``device_type`` ("cpu" or "cuda"):
-    "lower precision" (cast to fp16/bf16), "fp32", "promote" (widest input dtype), or
-    "not listed" (runs in the dtype of its inputs). ``op`` may be an aten name from a trace."""
-    if device_type not in DOCUMENTED_OPS:
-        raise ValueError(
-            f"device_type must be one of {sorted(DOCUMENTED_OPS)}, got {device_type!r}"
-        )
-    name = ATEN_NAMES.get(op, op)
-    for policy, ops in DOCUMENTED_OPS[device_type].items():
-        if name in ops:
-            return policy
+    """What autocast does with ``op`` on ``device_type`` ("cpu" or "cuda"), from the source lists
+    (``SOURCE_URLS``): "lower precision" (cast to fp16/bf16), "fp32", "promote" (widest input
+    dtype), "refused" (raises under autocast), or "not listed" (runs in its inputs' dtype).
+    ``op`` may be the aten name a trace shows (``_log_softmax``, ``nll_loss_forward``...)."""
+    if not isinstance(op, str):
+        raise TypeError(f"op must be an aten op name (a str), got {op!r}")
+    lists = AUTOCAST_OPS[_check_device(device_type)]
+    for name in (op, ATEN_NAMES.get(op, op)):
+        for policy, ops in lists.items():
+            if name in ops:
+                return policy
     return "not listed"
+
+
+def registered_autocast_ops(device_type: str) -> set[str]:
+    """The aten ops (overloads folded) that have an autocast kernel for ``device_type`` in the
+    *installed* torch, read from its dispatcher. A CPU-only build registers the CUDA kernels
+    too, so this works without a GPU. Uses private ``torch._C`` functions (torch 2.x)."""
+    key = _DISPATCH_KEYS[_check_device(device_type)]
+    names = torch._C._dispatch_get_all_op_names()
+    return {
+        name.removeprefix("aten::").split(".")[0]
+        for name in names
+        if name.startswith("aten::") and torch._C._dispatch_has_kernel_for_dispatch_key(name, key)
+    }
 
 
 __all__ = [
     "ATEN_NAMES",
+    "AUTOCAST_OPS",
     "DOCS_URL",
     "DOCUMENTED_OPS",
     "OpCall",
     "OpDtypeTracer",
     "OpTrace",
+    "POLICIES",
+    "SOURCE_URLS",
+    "TORCH_TAG",
     "documented_policy",
     "dtype_name",
+    "registered_autocast_ops",
     "trace_op_dtypes",
 ]

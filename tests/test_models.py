@@ -163,3 +163,49 @@ def test_course_data_dir_override(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     assert models.shipped_models() == ["my-model"]
     assert models.model_path("my-model") == tmp_path / "models" / "my-model"
+
+
+def test_bf16_checkpoint_loads_bf16_by_default_and_fp32_on_request(loaded, tmp_path):
+    """transformers 5 loads with dtype="auto": the checkpoint's dtype, not fp32."""
+    model, tokenizer = loaded
+    folder = models.save_pretrained_as(model, tokenizer, tmp_path / "bf16", "bf16")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}  # the original is untouched
+    assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+    assert not any(p.suffix in {".bin", ".pt"} for p in folder.iterdir())
+    assert models.checkpoint_dtype(folder) is torch.bfloat16
+    assert models.checkpoint_dtype(models.model_path()) is torch.float32
+    default, _ = models.load_model_and_tokenizer(str(folder))
+    assert {p.dtype for p in default.parameters()} == {torch.bfloat16}
+    fp32, _ = models.load_model_and_tokenizer(str(folder), dtype=torch.float32)
+    assert {p.dtype for p in fp32.parameters()} == {torch.float32}
+    # the fp32 load holds the bf16-rounded values, exactly
+    w = model.transformer.h[0].attn.c_attn.weight
+    assert torch.equal(fp32.transformer.h[0].attn.c_attn.weight, w.bfloat16().float())
+
+
+def test_checkpoint_dtype_falls_back_to_the_weights(loaded, tmp_path):
+    model, _ = loaded
+    folder = models.save_pretrained_as(model, None, tmp_path / "fp16", torch.float16)
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("dtype", None)
+    config.pop("torch_dtype", None)
+    (folder / "config.json").write_text(json.dumps(config))
+    assert models.checkpoint_dtype(folder) is torch.float16  # from the safetensors header
+    (folder / "model.safetensors").unlink()
+    assert models.checkpoint_dtype(folder) is None
+
+
+def test_save_and_read_bad_input_is_a_clear_error(loaded, tmp_path):
+    model, tokenizer = loaded
+    with pytest.raises(TypeError, match="PreTrainedModel"):
+        models.save_pretrained_as(torch.nn.Linear(2, 2), None, tmp_path, "bf16")
+    with pytest.raises(ValueError, match="dtype is required"):
+        models.save_pretrained_as(model, tokenizer, tmp_path, None)
+    with pytest.raises(ValueError, match="unknown dtype"):
+        models.save_pretrained_as(model, tokenizer, tmp_path, "int4")
+    with pytest.raises(TypeError, match="path"):
+        models.save_pretrained_as(model, tokenizer, 42, "bf16")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        models.checkpoint_dtype(tmp_path / "nothing-here")
+    with pytest.raises(TypeError, match="path"):
+        models.checkpoint_dtype(None)

@@ -6,10 +6,14 @@ from tiny_models import tiny_gpt2
 from transformers.utils import logging as hf_logging
 
 from course_utils.op_dtypes import (
-    DOCUMENTED_OPS,
+    AUTOCAST_OPS,
+    POLICIES,
+    SOURCE_URLS,
+    TORCH_TAG,
     OpTrace,
     documented_policy,
     dtype_name,
+    registered_autocast_ops,
     trace_op_dtypes,
 )
 
@@ -125,19 +129,56 @@ def test_unknown_op_lists_the_ops_seen(bf16_trace):
 
 def test_documented_policies():
     assert documented_policy("addmm", "cuda") == "lower precision"
-    assert documented_policy("native_layer_norm", "cuda") == "fp32"  # aten name -> layer_norm
+    assert documented_policy("native_layer_norm", "cuda") == "fp32"
     assert documented_policy("native_layer_norm", "cpu") == "not listed"
-    assert documented_policy("_scaled_dot_product_flash_attention_for_cpu", "cpu") == (
-        "lower precision"
-    )
+    for sdpa in ("_scaled_dot_product_flash_attention_for_cpu", "scaled_dot_product_attention"):
+        assert documented_policy(sdpa, "cpu") == "lower precision"
+    # AT_FORALL_LOWER_PRECISION_FP lists scaled_dot_product_attention: attention is 16-bit on CUDA
+    for sdpa in ("_scaled_dot_product_efficient_attention", "_scaled_dot_product_flash_attention"):
+        assert documented_policy(sdpa, "cuda") == "lower precision"
+    for op in ("_softmax", "pow", "native_layer_norm", "sum"):  # fp32 on CUDA only
+        assert (documented_policy(op, "cuda"), documented_policy(op, "cpu")) == (
+            "fp32",
+            "not listed",
+        )
     assert documented_policy("nll_loss_forward", "cpu") == "fp32"
     assert documented_policy("cat", "cpu") == "promote"
+    assert documented_policy("binary_cross_entropy", "cuda") == "refused"
+    assert documented_policy("binary_cross_entropy", "cpu") == "fp32"
     assert documented_policy("tanh", "cuda") == "not listed"
     with pytest.raises(ValueError, match="device_type"):
         documented_policy("mm", "tpu")
-    for lists in DOCUMENTED_OPS.values():  # no op in two lists of one device
+    with pytest.raises(TypeError, match="op must be"):
+        documented_policy(torch.mm, "cpu")
+    for lists in AUTOCAST_OPS.values():  # no op in two lists of one device
         names = [op for ops in lists.values() for op in ops]
         assert len(names) == len(set(names))
+        assert set(lists) <= set(POLICIES)
+
+
+@pytest.mark.parametrize("device_type", ["cpu", "cuda"])
+def test_source_lists_match_the_installed_dispatcher(device_type):
+    """The lists transcribed from autocast_mode.h/.cpp are exactly the ops the installed torch
+    registers an autocast kernel for (a CPU-only build registers the CUDA ones too)."""
+    table = {op for ops in AUTOCAST_OPS[device_type].values() for op in ops}
+    registered = registered_autocast_ops(device_type)
+    assert table - registered == set(), "listed, not registered"
+    assert registered - table == set(), "registered, not listed"
+    with pytest.raises(ValueError, match="device_type"):
+        registered_autocast_ops("mps")
+
+
+def test_source_urls_name_the_installed_torch():
+    assert TORCH_TAG == "v" + torch.__version__.split("+")[0]
+    assert SOURCE_URLS["cuda"].endswith(f"/blob/{TORCH_TAG}/aten/src/ATen/autocast_mode.h")
+
+
+def test_binary_cross_entropy_runs_in_fp32_under_cpu_autocast():
+    """On the CPU it is on the fp32 list; CUDA autocast refuses it (a kernel that raises)."""
+    p = torch.sigmoid(torch.randn(4))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = torch.nn.functional.binary_cross_entropy(p.bfloat16(), torch.ones(4).bfloat16())
+    assert loss.dtype == torch.float32
 
 
 def test_cpu_lists_match_what_autocast_did(bf16_trace):
