@@ -143,10 +143,22 @@ def blocks_of(model: nn.Module) -> list[nn.Module]:
 
 
 # --------------------------------------------------------------------------------------- data
+PATTERN_TOKENS = 64  # the tiny language below uses the first 64 token ids
+
+
 def global_batch(vocab_size: int, world_size: int, batch_size: int, seq_len: int, step: int):
-    """The whole step's batch (``world_size * batch_size`` rows), the same on every rank."""
+    """The whole step's batch (``world_size * batch_size`` rows), the same on every rank, and a
+    fresh one for every ``step`` (``step=0`` is kept for a held-out batch).
+
+    The data is a tiny language a model can learn in a few steps, so "the loss went down" can be
+    checked on held-out data: every row counts upward from its own random start, modulo 64
+    (``17, 18, ..., 63, 0, 1, ...``). A model that learns it predicts the next token exactly;
+    one that has not sees ``log(vocab_size)``."""
+    if vocab_size < PATTERN_TOKENS:
+        raise ValueError(f"vocab_size must be at least {PATTERN_TOKENS}, got {vocab_size}")
     generator = torch.Generator().manual_seed(1000 + step)
-    ids = torch.randint(0, vocab_size, (world_size * batch_size, seq_len), generator=generator)
+    starts = torch.randint(0, PATTERN_TOKENS, (world_size * batch_size, 1), generator=generator)
+    ids = (starts + torch.arange(seq_len)) % PATTERN_TOKENS
     return {"input_ids": ids, "labels": ids}
 
 

@@ -60,8 +60,60 @@ def test_fsdp2_policies_store_fp32_compute_bf16_and_bound_the_bf16_reduction(fsd
     assert 0 < errors["bf16/bf16 vs bf16/fp32"] < errors["bf16/fp32 vs fp32"] < 0.05
     # Two ranks: one bf16 addition, rounded once to nearest: within 2^-8 of the exact sum.
     assert 0 < r0["bf16_reduce_max_elementwise_rel_error"] <= 2**-8
-    assert r0["train_losses"][-1] < r0["train_losses"][0]
+    # Trained on a fresh batch every step, the loss on a held-out batch goes down.
+    before, after = r0["heldout_losses"]
+    assert after < before and r0["heldout_losses"] == r1["heldout_losses"]
     assert r0["optimizer_state_dtype"] == "torch.float32" and r0["weights_identical"]
+
+
+def test_fsdp2_pitfall_a_model_loaded_in_bf16_keeps_bf16_master_shards(fsdp_run):
+    loaded = fsdp_run.results[0]["loaded"]
+    assert [loaded["fp32"][k] for k in ("sharded_param_dtype", "grad_dtype")] == [
+        "torch.float32", "torch.float32"
+    ]  # fmt: skip
+    bf16 = loaded["bf16"]  # the same bf16/fp32 policy, on a model loaded in bf16: pure bf16
+    assert bf16["sharded_param_dtype"] == bf16["grad_dtype"] == "torch.bfloat16"
+    assert bf16["optimizer_state_dtype"] == "torch.bfloat16"
+    # One AdamW step at lr 1e-5: fp32 masters all move, most bf16 masters do not.
+    assert loaded["fp32"]["unchanged_fraction"] < 0.01 < 0.5 < bf16["unchanged_fraction"]
+
+
+def test_fsdp2_pitfall_accumulation_without_sync_keeps_unsharded_grads_in_reduce_dtype(fsdp_run):
+    r0 = fsdp_run.results[0]
+    acc = r0["accumulation"]
+    assert {name: info["accumulated_dtype"] for name, info in acc.items()} == {
+        "fp32": "torch.float32", "bf16/fp32": "torch.float32", "bf16/bf16": "torch.bfloat16"
+    }  # fmt: skip
+    for info in acc.values():
+        assert info["sharded_grad_is_none"] and info["final_grad_dtype"] == "torch.float32"
+    # Unsharded: each of the 2 ranks holds the whole gradient, twice its fp32 shard's bytes in
+    # fp32, as many bytes as its fp32 shard in bf16.
+    shard = acc["fp32"]["local_param_bytes"]
+    assert acc["fp32"]["accumulated_bytes"] == acc["bf16/fp32"]["accumulated_bytes"] == 2 * shard
+    assert acc["bf16/bf16"]["accumulated_bytes"] == shard
+    assert 0 < acc["bf16/bf16"]["grad_rel_error_vs_bf16/fp32"] < 0.05
+    assert acc["bf16/fp32"]["grad_rel_error_vs_fp32"] < 0.05
+
+
+def test_exercise_08_key_agrees_with_what_fsdp2_did(fsdp_run):
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    from course_utils.exercises_08 import fsdp2_dtypes_key
+
+    r0 = fsdp_run.results[0]
+    policies = {
+        "fp32": MixedPrecisionPolicy(),
+        "bf16/fp32": MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32),
+        "bf16/bf16": MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.bfloat16),
+    }
+    for name, policy in policies.items():
+        key = {k: str(v) for k, v in fsdp2_dtypes_key(torch.float32, policy).items()}
+        measured = r0["policies"][name]
+        assert key["stored"] == measured["sharded_param_dtype"], name
+        assert key["compute"] == measured["block_output_dtype"], name
+        assert key["accumulate"] == r0["accumulation"][name]["accumulated_dtype"], name
+    loaded_bf16 = fsdp2_dtypes_key(torch.bfloat16, policies["bf16/fp32"])
+    assert str(loaded_bf16["stored"]) == r0["loaded"]["bf16"]["sharded_param_dtype"]
 
 
 # ----------------------------------------------------------------------------- the launcher
@@ -121,6 +173,27 @@ def test_toy_model_loss_is_causal_and_finite():
         dist_worker.build_model("gpt5")
 
 
+def test_worker_data_is_a_learnable_fresh_batch_per_step():
+    one = dist_worker.global_batch(256, 2, 3, 8, step=1)["input_ids"]
+    assert one.shape == (6, 8) and int(one.max()) < dist_worker.PATTERN_TOKENS
+    assert torch.equal(one[:, 1:], (one[:, :-1] + 1) % dist_worker.PATTERN_TOKENS)  # counting
+    assert not torch.equal(one, dist_worker.global_batch(256, 2, 3, 8, step=2)["input_ids"])
+    assert torch.equal(one, dist_worker.global_batch(256, 2, 3, 8, step=1)["input_ids"])
+    with pytest.raises(ValueError, match="vocab_size must be at least 64"):
+        dist_worker.global_batch(32, 2, 3, 8, step=1)
+
+
+def test_fsdp_worker_refuses_accumulation_without_a_micro_step_to_skip(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dist_fsdp", distributed.worker_path("dist_fsdp"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit):
+        module.main(["--micro-steps", "1"])
+    assert "--micro-steps must be at least 2" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------- reduction simulation
 def test_simulated_bf16_reduction_error_grows_with_ranks_and_fp32_stays_exact_enough():
     rows = distributed.simulate_reduction((2, 16, 256), numel=4096)
@@ -170,14 +243,38 @@ def test_exercise_08_checks():
     from torch.distributed.fsdp import MixedPrecisionPolicy
 
     from course_utils.exercises import evaluate
+    from course_utils.exercises_08 import fsdp2_dtypes_key
 
-    good = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-    assert evaluate("08.reduce_in_fp32", good).passed
-    bf16 = evaluate("08.reduce_in_fp32", MixedPrecisionPolicy(param_dtype=torch.bfloat16))
-    assert not bf16.passed and "falls back to param_dtype" in bf16.message
-    both = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.bfloat16)
-    assert "Accelerate" in evaluate("08.reduce_in_fp32", both).message
-    assert not evaluate("08.reduce_in_fp32", {"param_dtype": "bf16"}).passed
+    assert evaluate("08.fsdp2_dtypes", fsdp2_dtypes_key).passed
+
+    def policy_only(loaded, policy):  # the classic mistake: the policy decides the masters
+        return {**fsdp2_dtypes_key(loaded, policy), "stored": torch.float32}
+
+    wrong = evaluate("08.fsdp2_dtypes", policy_only)
+    assert not wrong.passed and "loaded in torch.bfloat16" in wrong.message
+    assert "when fully_shard ran" in wrong.message
+
+    def none_means_fp32(loaded, policy):
+        return {**fsdp2_dtypes_key(loaded, policy), "reduce": policy.reduce_dtype or loaded}
+
+    wrong = evaluate("08.fsdp2_dtypes", none_means_fp32)
+    assert not wrong.passed and "falls back to the compute" in wrong.message
+
+    def accumulates_in_compute(loaded, policy):
+        return {**fsdp2_dtypes_key(loaded, policy), "accumulate": policy.param_dtype or loaded}
+
+    assert (
+        "set_requires_gradient_sync" in evaluate("08.fsdp2_dtypes", accumulates_in_compute).message
+    )
+    missing = evaluate("08.fsdp2_dtypes", lambda loaded, policy: {"stored": loaded})
+    assert "missing: compute, reduce, accumulate" in missing.message
+    as_text = evaluate(
+        "08.fsdp2_dtypes",
+        lambda loaded, policy: dict.fromkeys(("stored", "compute", "reduce", "accumulate"), "bf16"),
+    )
+    assert "should be a torch.dtype" in as_text.message
+    assert "expected a dict" in evaluate("08.fsdp2_dtypes", lambda loaded, policy: None).message
+    assert not evaluate("08.fsdp2_dtypes", MixedPrecisionPolicy()).passed  # not a function
 
     def ring(numel, world, dtype):
         return 2 * (world - 1) / world * numel * torch.tensor([], dtype=dtype).element_size()
