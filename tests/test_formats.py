@@ -236,6 +236,20 @@ def test_min_subnormal_and_ml_dtypes_agree(fmt):
     assert float(info.smallest_subnormal) == spec.min_subnormal
 
 
+def test_max_rule_depends_on_the_reserved_patterns():
+    """Notebook 01: (2 - 2^-m) 2^emax with emax = 2^e - 2 - bias holds for the formats that keep
+    their all-ones exponent for inf/NaN; e4m3fn keeps it for numbers (only S.1111.111 is NaN), so
+    its max is 1.75 x 2^8 = 448, while the IEEE rule gives 240, ml_dtypes' IEEE-style float8_e4m3."""
+    for spec in F.FORMATS.values():
+        ieee_rule = (2 - 2.0**-spec.mantissa_bits) * 2.0 ** (2**spec.exponent_bits - 2 - spec.bias)
+        if spec.has_inf:
+            assert spec.max == ieee_rule, spec.name
+        else:
+            assert spec.name == "fp8_e4m3" and ieee_rule == 240 and spec.max == 448
+    assert float(ml_dtypes.finfo(ml_dtypes.float8_e4m3).max) == 240
+    assert float(ml_dtypes.finfo(ml_dtypes.float8_e4m3fn).max) == 448
+
+
 def test_spec_values_from_the_literature():
     # IEEE 754 binary16; OCP 8-bit floating point spec (e4m3 max 448, e5m2 max 57344)
     assert F.FORMATS["fp16"].max == 65504
