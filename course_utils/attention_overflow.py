@@ -1,16 +1,26 @@
-"""Attention-logit overflow on a real GPT-2: fine in bf16, inf then NaN in fp16.
+"""Attention-logit overflow on a real GPT-2: which attention implementation overflows in fp16.
 
-An attention logit is a dot product of a query and a key, ``q . k``, summed over the head's
-dimensions before it is divided by sqrt(head_dim). When training makes queries and keys grow
-("attention logit growth", Dehghani et al. 2023, https://arxiv.org/abs/2302.05442; Wortsman et
-al. 2023, https://arxiv.org/abs/2309.14322), that product can pass fp16's largest value, 65504:
-the matmul's fp16 output is inf, softmax of a row with inf in it is NaN, and so is the loss.
-bf16 has fp32's exponent range, so the same logits stay finite.
+Taught in notebook 02, section 2. An attention logit is a dot product of a query and a key,
+``q . k``, summed over the head's dimensions and scaled by 1/sqrt(head_dim). When training makes
+queries and keys grow ("attention logit growth", Dehghani et al. 2023,
+https://arxiv.org/abs/2302.05442; Wortsman et al. 2023, https://arxiv.org/abs/2309.14322), that
+product can pass fp16's largest value, 65504. Whether it overflows depends on the attention
+implementation:
 
-    with scaled_queries(model, 100.0):
-        attention_logit_max(model, batch)            # largest |q . k| per layer, in fp32
-        forward_report(model, batch, torch.float16)  # loss nan, attention probabilities nan
-        forward_report(model, batch, torch.bfloat16) # finite
+* eager (transformers' ``eager_attention_forward``: ``matmul(q, k^T) * scaling``): under fp16
+  autocast the matmul's result is fp16 *before* the scaling, so it is inf, softmax of a row with
+  inf in it is NaN, and so is the loss;
+* SDPA (``torch.nn.functional.scaled_dot_product_attention``, what ``from_pretrained`` picks by
+  default): a fused kernel that takes q, k, v and returns the attention output; on CPU (traced
+  here) it keeps the logits out of fp16 and stays finite on the same input;
+* GPT-2's ``reorder_and_upcast_attn=True`` (eager only): q . k in fp32 with autocast off.
+
+bf16 has fp32's exponent range, so every implementation stays finite in bf16.
+
+    with scaled_queries(model, 1e4):
+        attention_logit_max(model, batch)                    # largest |q . k| per layer, in fp32
+        forward_report(model, batch, torch.float16)          # eager: loss nan
+        forward_report(model, batch, torch.float16, "sdpa")  # finite
 
 The functions expect a Hugging Face GPT-2 (``model.transformer.h[i].attn.c_attn``).
 """
@@ -23,8 +33,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["ForwardReport", "attention_logit_max", "forward_report", "scaled_queries"]
+__all__ = [
+    "ATTENTION_IMPLEMENTATIONS",
+    "ForwardReport",
+    "attention_logit_max",
+    "forward_report",
+    "query_key_max",
+    "scaled_queries",
+]
 
 _AUTOCAST_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -105,55 +123,166 @@ def attention_logit_max(model: torch.nn.Module, batch: Mapping) -> list[float]:
     return [found[i] for i in range(len(blocks))]
 
 
+ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
+_ATTENTION_OPS = (
+    "bmm",
+    "baddbmm",
+    "_softmax",
+)  # eager attention's kernels (and GPT-2's upcast path)
+
+
+def _is_attention_op(name: str) -> bool:
+    return name in _ATTENTION_OPS or "scaled_dot_product" in name
+
+
+class _AttentionOpTrace(TorchDispatchMode):
+    """Records the attention kernels that actually run (name and the dtype of their first
+    input), below autocast: ``bmm``/``baddbmm``/``_softmax`` for eager attention, an
+    ``_scaled_dot_product_*`` kernel for SDPA. (In GPT-2 no other op of a forward is a bmm.)"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: dict[str, None] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if _is_attention_op(name):
+            first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+            dtype = str(first.dtype).removeprefix("torch.") if first is not None else "?"
+            self.ops.setdefault(f"{name}({dtype})", None)
+        return func(*args, **(kwargs or {}))
+
+
+@torch.no_grad()
+def query_key_max(model: torch.nn.Module, batch: Mapping) -> list[float]:
+    """The largest |q| or |k| entry of each layer (the outputs of the query/key projection),
+    from an fp32 forward pass: if it stays below 65504, fp16 holds the queries and keys, and an
+    overflow can only come from their products."""
+    blocks = _blocks(model)
+    device = next(model.parameters()).device
+    found: dict[int, float] = {}
+
+    def hook_for(index: int, attn: torch.nn.Module):
+        def hook(_module, _inputs, output):
+            found[index] = output[..., : 2 * attn.embed_dim].float().abs().max().item()
+
+        return hook
+
+    handles = [
+        block.attn.c_attn.register_forward_hook(hook_for(i, block.attn))
+        for i, block in enumerate(blocks)
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        model(**_inputs(batch, device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return [found[i] for i in range(len(blocks))]
+
+
 @dataclass(frozen=True)
 class ForwardReport:
-    """What one forward pass in ``dtype`` gave: the loss, whether the logits are all finite,
-    the share of attention probabilities that are NaN, and the largest attention probability."""
+    """What one forward pass in ``dtype`` gave, and with which attention implementation: the
+    loss, whether the logits are all finite, the share of attention probabilities that are NaN
+    and the largest of them (``None`` for SDPA, whose kernels return no probabilities), and
+    ``attention_ops``: the attention kernels that ran, with the dtype of their first input."""
 
     dtype: torch.dtype
     loss: float
     logits_finite: bool
-    attention_nan_fraction: float
-    max_attention_probability: float
+    attention_nan_fraction: float | None
+    max_attention_probability: float | None
+    attn_implementation: str = "eager"
+    reorder_and_upcast_attn: bool = False
+    attention_ops: tuple[str, ...] = ()
+
+    @property
+    def implementation(self) -> str:
+        """``"eager"``, ``"eager + reorder_and_upcast_attn"`` or ``"sdpa"``."""
+        upcast = " + reorder_and_upcast_attn" if self.reorder_and_upcast_attn else ""
+        return self.attn_implementation + upcast
 
     def __str__(self) -> str:
         name = str(self.dtype).removeprefix("torch.")
+        nan = (
+            "not returned"
+            if self.attention_nan_fraction is None
+            else f"{100 * self.attention_nan_fraction:.0f}%"
+        )
         return (
-            f"{name:>9}: loss {self.loss:.3g} | logits finite: {self.logits_finite} | "
-            f"NaN attention probabilities: {100 * self.attention_nan_fraction:.0f}%"
+            f"{name:>9} {self.implementation}: loss {self.loss:.3g} | logits finite: "
+            f"{self.logits_finite} | NaN attention probabilities: {nan}"
         )
 
 
 @torch.no_grad()
 def forward_report(
-    model: torch.nn.Module, batch: Mapping, dtype: torch.dtype = torch.float32
+    model: torch.nn.Module,
+    batch: Mapping,
+    dtype: torch.dtype = torch.float32,
+    attn_implementation: str = "eager",
+    reorder_and_upcast_attn: bool = False,
 ) -> ForwardReport:
-    """One forward pass with eager attention (so the attention probabilities can be returned),
-    under ``torch.autocast`` for fp16/bf16 or plain fp32; the model is left as it was."""
+    """One forward pass under ``torch.autocast`` for fp16/bf16 (or plain fp32), with the
+    attention implementation asked for: ``"eager"`` (transformers' ``eager_attention_forward``:
+    ``matmul(q, k^T) * scaling``, so q . k is a 16-bit matmul result *before* the scaling; its
+    probabilities are returned) or ``"sdpa"`` (``F.scaled_dot_product_attention``, the default
+    of ``from_pretrained``; no probabilities). ``reorder_and_upcast_attn=True`` (eager only)
+    turns on GPT-2's own fix: q . k in fp32 with autocast off, scaled inside ``baddbmm``.
+    The model is left as it was (implementation, flags, training mode)."""
     if dtype not in (torch.float32, *_AUTOCAST_DTYPES):
         raise ValueError(
             f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype}"
         )
-    _blocks(model)
+    if attn_implementation not in ATTENTION_IMPLEMENTATIONS:
+        raise ValueError(
+            f"attn_implementation must be one of {ATTENTION_IMPLEMENTATIONS}, "
+            f"got {attn_implementation!r}"
+        )
+    if not isinstance(reorder_and_upcast_attn, bool):
+        raise TypeError(f"reorder_and_upcast_attn must be a bool, got {reorder_and_upcast_attn!r}")
+    if reorder_and_upcast_attn and attn_implementation != "eager":
+        raise ValueError(
+            "reorder_and_upcast_attn is GPT-2's eager-only path: transformers ignores it for "
+            f"{attn_implementation!r}"
+        )
+    blocks = _blocks(model)
     device = next(model.parameters()).device
     inputs = _inputs(batch, device)
     previous = model.config._attn_implementation
+    previous_upcast = [block.attn.reorder_and_upcast_attn for block in blocks]
     was_training = model.training
     model.eval()
+    trace = _AttentionOpTrace()
     try:
-        model.set_attn_implementation("eager")
+        model.set_attn_implementation(attn_implementation)
+        for block in blocks:
+            block.attn.reorder_and_upcast_attn = reorder_and_upcast_attn
         with torch.autocast(device.type, dtype=dtype, enabled=dtype in _AUTOCAST_DTYPES):
-            out = model(**inputs, output_attentions=True)
+            with trace:
+                out = model(**inputs, output_attentions=attn_implementation == "eager")
     finally:
         model.set_attn_implementation(previous)
+        for block, flag in zip(blocks, previous_upcast, strict=True):
+            block.attn.reorder_and_upcast_attn = flag
         model.train(was_training)
-    probabilities = torch.cat([a.float().flatten() for a in out.attentions])
-    finite = probabilities[~torch.isnan(probabilities)]
     loss = out.loss.item() if out.loss is not None else math.nan
+    nan_fraction = max_probability = None
+    if attn_implementation == "eager":
+        probabilities = torch.cat([a.float().flatten() for a in out.attentions])
+        finite = probabilities[~torch.isnan(probabilities)]
+        nan_fraction = torch.isnan(probabilities).float().mean().item()
+        max_probability = finite.max().item() if finite.numel() else math.nan
     return ForwardReport(
         dtype=dtype,
         loss=loss,
         logits_finite=bool(torch.isfinite(out.logits).all()),
-        attention_nan_fraction=torch.isnan(probabilities).float().mean().item(),
-        max_attention_probability=finite.max().item() if finite.numel() else math.nan,
+        attention_nan_fraction=nan_fraction,
+        max_attention_probability=max_probability,
+        attn_implementation=attn_implementation,
+        reorder_and_upcast_attn=reorder_and_upcast_attn,
+        attention_ops=tuple(trace.ops),
     )

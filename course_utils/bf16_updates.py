@@ -1,5 +1,7 @@
 """Weight updates in bf16: why they stall, and two remedies (stochastic rounding, Kahan).
 
+Taught in notebook 02, section 3.
+
 A bf16 weight ``w`` has 8 significant bits, so neighbouring values are ``ulp(w)`` apart (about
 ``|w| / 128``). Rounding ``w + u`` to nearest gives back ``w`` itself whenever ``|u|`` is below
 half an ulp: the update is lost, every step, and training stalls. Remedies studied by Zamirai
@@ -25,8 +27,9 @@ which isolates the update and runs at fp32 speed on any CPU.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -35,11 +38,15 @@ from course_utils import formats as F
 __all__ = [
     "ROUNDINGS",
     "Bf16Weights",
+    "UpdateRatio",
     "WeightChangeTracker",
     "accumulate",
     "kahan_add",
     "lost_update_fraction",
+    "plot_accumulation",
+    "plot_update_runs",
     "stochastic_round_bf16",
+    "update_ratio",
     "update_stalls",
 ]
 
@@ -62,6 +69,31 @@ def update_stalls(w: float, update: float, fmt: str = "bf16") -> bool:
     update is lost. Computed by torch's rounding (``formats.round_to``)."""
     w_rounded = F.round_to([F._as_real(w)], fmt)
     return bool(F.round_to(w_rounded.double() + F._as_real(update), fmt) == w_rounded)
+
+
+class UpdateRatio(NamedTuple):
+    """Round to nearest, a normal weight ``w`` and an update ``u``: if ``|u| / |w|`` is below
+    ``always_lost_below`` the sum rounds back to ``w``; above ``never_lost_above`` it never does;
+    in between it depends on where ``|w|`` lies between two powers of two (and on the sign)."""
+
+    eps: float
+    always_lost_below: float
+    never_lost_above: float
+
+
+def update_ratio(fmt: str = "bf16") -> UpdateRatio:
+    """The update/weight ratios at which ``w + u`` stops moving ``w`` in ``fmt``, from
+    ``torch.finfo(dtype).eps`` (the gap above 1.0, 2^-mantissa_bits). Near ``|w|`` in
+    [2^e, 2^(e+1)) neighbours are ``2^e * eps`` apart (half that just below 2^e): an update is
+    lost below half a gap, which is at least ``|w| * eps / 4`` and at most ``|w| * eps / 2``. So:
+    fp16 (eps 2^-10) loses every update below 2^-12 of the weight and none above 2^-11 (the
+    2^-11 of Micikevicius et al. 2018, https://arxiv.org/abs/1710.03740); bf16 (eps 2^-7):
+    2^-9 and 2^-8."""
+    dtype = F.get_format(fmt).torch_dtype
+    if dtype is None or not dtype.is_floating_point:
+        raise ValueError(f"{fmt!r} has no torch dtype to take finfo of")
+    eps = torch.finfo(dtype).eps
+    return UpdateRatio(eps=eps, always_lost_below=eps / 4, never_lost_above=eps / 2)
 
 
 def lost_update_fraction(
@@ -238,3 +270,86 @@ class WeightChangeTracker:
 
 def _params(parameters: Iterable[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
     return [p for p in parameters if p.requires_grad]
+
+
+# ----------------------------------------------------------------------------- the pictures
+
+
+_STYLES = {  # every line visible: the fp32 reference is a wide pale band the others run over
+    "fp32": dict(color="0.55", linewidth=5, alpha=0.45, zorder=1),
+    "nearest": dict(color="tab:blue", marker="^", linestyle="-", zorder=3),
+    "stochastic": dict(color="tab:orange", marker="o", linestyle="--", zorder=4),
+    "kahan": dict(color="tab:green", marker="s", linestyle=":", linewidth=2, zorder=5),
+}
+
+
+def _style(label: str, markevery: int = 1) -> dict:
+    key = next((k for k in _STYLES if k in label.lower()), None)
+    style = dict(_STYLES.get(key, {}))
+    if "marker" in style:
+        style.update(markevery=markevery, markersize=5, markerfacecolor="none")
+    return style
+
+
+def plot_accumulation(paths: Mapping[str, torch.Tensor], increment: float = 1e-3, ax=None):
+    """The running values of ``accumulate`` for each method (``paths[method]``), every line
+    visible (fp32 a wide pale band, the bf16 methods with markers). Returns the axis."""
+    import matplotlib.pyplot as plt
+
+    if not isinstance(paths, Mapping) or not paths:
+        raise TypeError("paths must be a non-empty dict {method: accumulate(...)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5))
+    for method, path in paths.items():
+        name = method if method == "fp32" else f"bf16 {method}"
+        ax.plot(
+            path.numpy(),
+            label=f"{name}: ends at {path[-1].item():.4g}",
+            **_style(method, markevery=max(len(path) // 12, 1)),
+        )
+    ax.set(
+        xlabel=f"additions of {increment:g}",
+        ylabel="running value",
+        title=f"1.0 + {increment:g} + {increment:g} + ...: the value stored in fp32 or in bf16",
+    )
+    ax.legend()
+    return ax
+
+
+def plot_update_runs(runs: Mapping[str, tuple], reference: str | None = None):
+    """Three panels for runs ``{label: (history, WeightChangeTracker)}``: the training loss;
+    the loss minus the ``reference`` run's (default: the first label starting with "fp32"), so
+    curves that sit on top of it separate; and the share of weights each step changed. Returns
+    the axes."""
+    import matplotlib.pyplot as plt
+
+    if not isinstance(runs, Mapping) or not runs:
+        raise TypeError("runs must be a non-empty dict {label: (history, tracker)}")
+    if reference is None:
+        reference = next((label for label in runs if label.lower().startswith("fp32")), None)
+    if reference not in runs:
+        raise ValueError(f"reference run {reference!r} is not among {list(runs)}")
+    fig, (loss_ax, diff_ax, moved_ax) = plt.subplots(1, 3, figsize=(15, 4.5))
+    ref_losses = runs[reference][0].losses
+    for label, (history, tracker) in runs.items():
+        steps = history.column("step")
+        style = _style(label)
+        loss_ax.plot(steps, history.losses, label=label, **style)
+        diff_ax.plot(steps, [a - b for a, b in zip(history.losses, ref_losses, strict=True)],
+                     label=label, **style)  # fmt: skip
+        moved_ax.plot(steps, [100 * f for f in tracker.fractions], label=label, **style)
+    loss_ax.set(xlabel="step", ylabel="training loss (one batch)", title="loss")
+    diff_ax.set(
+        xlabel="step",
+        ylabel=f"loss minus the {reference} run's",
+        title=f"distance from {reference}",
+    )
+    moved_ax.set(
+        xlabel="step",
+        ylabel="% of weights changed by the step",
+        title="share of weights each step changed",
+        ylim=(0, 105),
+    )
+    loss_ax.legend()
+    fig.tight_layout()
+    return loss_ax, diff_ax, moved_ax

@@ -1,16 +1,25 @@
 """Gradient X-ray: a model's real gradients held against each format's range.
 
-``collect_gradients`` runs fp32 forward and backward passes and keeps every gradient value,
-grouped by layer: the weight gradients (what the optimizer sees) and the activation gradients
-(the gradient flowing into each matmul's output, which autocast holds in 16 bits). Then
-``range_fractions`` says what share of them a format keeps as normal numbers, turns into
+Taught in notebook 02, section 1. ``collect_gradients`` runs fp32 forward and backward passes
+and keeps every gradient value that a 16-bit backward pass would hold in 16 bits, grouped by
+layer: the *activation gradients* (the gradient flowing into each matmul's output: Linear and
+GPT-2's Conv1D) and the *matmul weight gradients* (each matmul's weight and bias gradient, as
+that matmul computes it from its input and output gradient). Under autocast those matmuls run
+in 16 bits, so these are the gradients that are rounded to fp16/bf16 before anything else sees
+them. ``gradient_dtypes`` traces it instead of assuming it: the dtype in which each gradient piece
+reaching each parameter is computed, under autocast on the model's device. On GPT-2 it finds the
+matmuls' weights and biases (16-bit), the tied ``wte``/``lm_head`` weight (a 16-bit piece from
+``lm_head`` plus an fp32 piece from the embedding lookup) and the LayerNorm and position-embedding
+parameters (fp32 only), which ``collect_gradients`` therefore leaves out (``weights="all"``
+keeps every parameter's full gradient instead).
+
+``range_fractions`` says what share of the values a format keeps as normal numbers, turns into
 subnormals (fewer significant bits), flushes to zero or overflows, optionally after multiplying
-by a loss scale, and ``plot_gradient_xray`` draws the histogram of log2|g| over each format's
-zones:
+by a loss scale, and ``plot_gradient_xray`` draws the histogram of log2|g| over a format's zones:
 
     sample = collect_gradients(model, batches)
     range_fractions(sample.activations_all(), "fp16", scale=2.0**16)
-    plot_gradient_xray(sample, kind="activations"); plt.show()
+    plot_gradient_xray(sample); plt.show()
 
 A value's fate is decided by torch's own rounding (``formats.round_to``), so the zones drawn
 (``format_zones``) are exactly where torch puts the boundaries: below half the smallest subnormal
@@ -35,6 +44,8 @@ __all__ = [
     "collect_gradients",
     "format_zones",
     "gpt2_layer_group",
+    "gradient_dtype_summary",
+    "gradient_dtypes",
     "plot_gradient_xray",
     "range_fractions",
     "range_table",
@@ -72,7 +83,8 @@ def gpt2_layer_group(name: str) -> str:
 class GradientSample:
     """Every gradient value seen, as flat fp32 tensors per layer group.
 
-    ``weights[group]``: the parameters' gradients, one backward pass at a time (not summed);
+    ``weights[group]``: one backward pass at a time (not summed), the weight and bias gradients
+    each matmul computes (``weights="matmul"``), or every parameter's gradient (``"all"``);
     ``activations[group]``: the gradients reaching each matmul's output (Linear, GPT-2's Conv1D).
     ``losses``: the loss of each batch."""
 
@@ -104,20 +116,45 @@ def _is_matmul_module(module: torch.nn.Module) -> bool:
     return isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"
 
 
+def _matmul_parameter_gradients(
+    module: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor
+) -> list[torch.Tensor]:
+    """The weight (and bias) gradient a Linear or Conv1D computes from its input ``x`` and the
+    gradient of its output: the matmul whose result autocast holds in 16 bits."""
+    x2 = x.detach().reshape(-1, x.shape[-1]).float()
+    g2 = grad.detach().reshape(-1, grad.shape[-1]).float()
+    parts = []
+    if module.weight.requires_grad:
+        # Linear: out = x W^T, dW = g^T x; Conv1D: out = x W, dW = x^T g
+        parts.append(g2.T @ x2 if isinstance(module, torch.nn.Linear) else x2.T @ g2)
+    bias = getattr(module, "bias", None)
+    if bias is not None and bias.requires_grad:
+        parts.append(g2.sum(0))
+    return parts
+
+
 def collect_gradients(
     model: torch.nn.Module,
     batches: Mapping | Iterable[Mapping],
     *,
     group: Callable[[str], str] = gpt2_layer_group,
     activations: bool = True,
+    weights: str = "matmul",
     device: str | torch.device | None = None,
 ) -> GradientSample:
     """Run fp32 forward + backward on each batch (no optimizer step: the weights do not change)
     and keep every gradient value, grouped by ``group(name)``. ``batches`` is one dict or an
-    iterable of dicts that ``model(**batch)`` takes (with labels, so there is a loss). The model
-    is left as it was (its ``.grad`` cleared, training mode restored, no hooks left)."""
+    iterable of dicts that ``model(**batch)`` takes (with labels, so there is a loss).
+
+    ``weights="matmul"`` (default) keeps the weight and bias gradients that each matmul module
+    (Linear, Conv1D) computes, grouped by module: the ones a 16-bit backward pass produces in 16
+    bits; a weight tied to a matmul (GPT-2's ``wte`` is ``lm_head.weight``) contributes only the
+    matmul's piece. ``weights="all"`` keeps every parameter's ``.grad`` instead. The model is left
+    as it was (its ``.grad`` cleared, training mode restored, no hooks left)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    if weights not in ("matmul", "all"):
+        raise ValueError(f"weights must be 'matmul' or 'all', got {weights!r}")
     batch_list = [batches] if isinstance(batches, Mapping) else list(batches)
     if not batch_list or not all(isinstance(b, Mapping) for b in batch_list):
         raise TypeError("batches must be a dict or a non-empty iterable of dicts")
@@ -128,20 +165,31 @@ def collect_gradients(
 
     weight_parts: dict[str, list[torch.Tensor]] = {}
     activation_parts: dict[str, list[torch.Tensor]] = {}
+    module_parts: dict[str, list[torch.Tensor]] = {}  # matmul weight gradients, per module
     sample = GradientSample()
 
     def keep(store: dict[str, list[torch.Tensor]], name: str, grad: torch.Tensor) -> None:
         store.setdefault(group(name), []).append(grad.detach().float().flatten().cpu())
 
+    def on_grad(name: str, module: torch.nn.Module, x: torch.Tensor):
+        def hook(grad: torch.Tensor) -> None:
+            if activations:
+                keep(activation_parts, name, grad)
+            if weights == "matmul":
+                parts = _matmul_parameter_gradients(module, x, grad)
+                module_parts.setdefault(name, []).extend(p.flatten().cpu() for p in parts)
+
+        return hook
+
     def on_forward(name: str):
-        def hook(_module, _inputs, output):
+        def hook(module, inputs, output):
             if isinstance(output, torch.Tensor) and output.requires_grad:
-                output.register_hook(lambda grad: keep(activation_parts, name, grad))
+                output.register_hook(on_grad(name, module, inputs[0]))
 
         return hook
 
     handles = []
-    if activations:
+    if activations or weights == "matmul":
         for name, module in model.named_modules():
             if _is_matmul_module(module):
                 handles.append(module.register_forward_hook(on_forward(name)))
@@ -162,14 +210,18 @@ def collect_gradients(
                 )
             loss.backward()
             sample.losses.append(loss.item())
-            for name, param in model.named_parameters():
-                if param.grad is not None:
-                    keep(weight_parts, name, param.grad)
+            if weights == "all":
+                for name, param in model.named_parameters():
+                    if param.grad is not None:
+                        keep(weight_parts, name, param.grad)
     finally:
         for handle in handles:
             handle.remove()
         model.zero_grad(set_to_none=True)
         model.train(was_training)
+    for name, _ in model.named_modules():  # the matmuls' gradients arrive last module first
+        for part in module_parts.get(name, []):
+            keep(weight_parts, name, part)
     # groups in the model's order (activation gradients arrive last layer first)
     order = {}
     for name, _ in [*model.named_modules(), *model.named_parameters()]:
@@ -179,6 +231,94 @@ def collect_gradients(
         g: torch.cat(activation_parts[g]) for g in sorted(activation_parts, key=order.get)
     }
     return sample
+
+
+# ----------------------------------------------------------------------------- the dtype trace
+
+
+def gradient_dtypes(
+    model: torch.nn.Module, batch: Mapping, dtype: torch.dtype = torch.float16
+) -> dict[str, tuple[str, ...]]:
+    """Under ``torch.autocast(device, dtype)`` on the model's device, one forward and backward:
+    for each parameter, the dtypes in which the gradient pieces that reach it are computed.
+
+    A parameter that autocast casts to 16 bits (for a matmul) gets its gradient through that
+    cast: the 16-bit op computes it, and the cast's backward turns it into fp32 (the piece is
+    "float16"). A parameter used as is (LayerNorm, an embedding lookup) gets an fp32 piece. A
+    tied weight used both ways gets both. Keys are parameter names, tied names joined by " = ";
+    values are sorted dtype names. The model's gradients are cleared afterwards."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    if dtype not in (torch.float16, torch.bfloat16):
+        raise ValueError(f"dtype must be torch.float16 or torch.bfloat16, got {dtype}")
+    if not isinstance(batch, Mapping):
+        raise TypeError("batch must be a dict that model(**batch) takes, with labels")
+    names: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(param), []).append(name)
+    device = next(model.parameters()).device
+    inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    was_training = model.training
+    model.train()
+    found: dict[int, set[str]] = {}
+    handles = []
+
+    def recorder(key: int):
+        def record(grad_outputs):  # the gradient this node receives, before it computes the piece
+            grad = grad_outputs[0]
+            if grad is not None:
+                found.setdefault(key, set()).add(str(grad.dtype).removeprefix("torch."))
+
+        return record
+
+    try:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=dtype):
+            output = model(**inputs)
+        loss = getattr(output, "loss", None)
+        if not isinstance(loss, torch.Tensor):
+            raise ValueError("model(**batch) gave no loss: pass a batch with 'labels'")
+        # walk the graph: every node that feeds a parameter's AccumulateGrad
+        seen, stack = set(), [loss.grad_fn]
+        while stack:
+            node = stack.pop()
+            if node is None or node in seen:
+                continue
+            seen.add(node)
+            for child, _ in node.next_functions:
+                variable = getattr(child, "variable", None)
+                if isinstance(variable, torch.nn.Parameter) and id(variable) in names:
+                    handles.append(node.register_prehook(recorder(id(variable))))
+                else:
+                    stack.append(child)
+        loss.backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return {
+        " = ".join(names[key]): tuple(sorted(found.get(key, ())))
+        for key in dict.fromkeys(id(p) for _, p in model.named_parameters())
+    }
+
+
+_LAYER_INDEX = re.compile(r"\.(\d+)\.")
+
+
+def gradient_dtype_summary(trace: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """``gradient_dtypes`` grouped by dtype combination ("float16", "float16 + float32", ...),
+    with layer indices written ``*`` so that every block's parameters appear once, the leading
+    ``transformer.`` dropped."""
+    if not isinstance(trace, Mapping):
+        raise TypeError("expected the dict that gradient_dtypes returns")
+    summary: dict[str, list[str]] = {}
+    for name, dtypes in trace.items():
+        key = " + ".join(dtypes) if dtypes else "no gradient"
+        short = _LAYER_INDEX.sub(".*.", name).replace("transformer.", "")
+        if short not in summary.setdefault(key, []):
+            summary[key].append(short)
+    return summary
 
 
 # ----------------------------------------------------------------------------- the zones
@@ -274,35 +414,42 @@ def range_table_text(rows: Sequence[Mapping], digits: int = 2) -> str:
 
 def plot_gradient_xray(
     sample: GradientSample,
-    kind: str = "weights",
-    formats: Sequence[str] = ("fp16", "bf16"),
+    kinds: Sequence[str] = ("activations", "weights"),
+    fmt: str = "fp16",
     scale: float = 1.0,
     bins: int = 120,
     xlim: tuple[float, float] = (-50.0, 20.0),
     axes=None,
+    compare: str = "bf16",
 ):
-    """One panel per format: the histogram of log2|g| of each layer group's non-zero gradients
-    (times ``scale``), over the format's zones shaded: red, rounded to zero; orange, subnormal;
-    white, normal; dark red, overflow. Returns the axes."""
+    """One panel per kind of gradient (activation, matmul weight): the histogram of log2|g| of
+    each layer group's non-zero values (times ``scale``) over ``fmt``'s zones, shaded: red,
+    rounded to zero; orange, subnormal; white, normal; dark red, overflow. A note in each panel
+    says where ``compare``'s zones start (bf16's are far off the axis). Returns the axes."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    groups = sample.groups(kind)
-    if not groups:
-        raise ValueError(f"the sample holds no {kind} gradients")
-    names = [F.get_format(fmt).name for fmt in formats]
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    for kind in kinds:
+        if not sample.groups(kind):
+            raise ValueError(f"the sample holds no {kind} gradients")
+    fmt = F.get_format(fmt).name
     if axes is None:
-        _, axes = plt.subplots(len(names), 1, figsize=(10, 2.6 * len(names) + 0.6), sharex=True)
+        _, axes = plt.subplots(len(kinds), 1, figsize=(10, 2.8 * len(kinds) + 0.6), sharex=True)
     axes = np.atleast_1d(axes)
+    if len(axes) != len(kinds):
+        raise ValueError(f"need one axis per kind: {len(kinds)} kinds, {len(axes)} axes")
     edges = np.linspace(xlim[0], xlim[1], bins + 1)
-    hists = {}
-    for group, values in groups.items():
-        x = values.float() * scale
-        x = x[torch.isfinite(x) & (x != 0)]
-        logs = torch.log2(x.abs()).clamp(xlim[0], xlim[1]).numpy()
-        counts, _ = np.histogram(logs, bins=edges)
-        hists[group] = counts / max(len(logs), 1)
-    for ax, fmt in zip(axes, names, strict=True):
+    other = format_zones(compare) if compare else None
+    for ax, kind in zip(axes, kinds, strict=True):
+        hists = {}
+        for group, values in sample.groups(kind).items():
+            x = values.float() * scale
+            x = x[torch.isfinite(x) & (x != 0)]
+            logs = torch.log2(x.abs()).clamp(xlim[0], xlim[1]).numpy()
+            counts, _ = np.histogram(logs, bins=edges)
+            hists[group] = counts / max(len(logs), 1)
         for zone in format_zones(fmt):
             if zone.fate == "normal":
                 continue
@@ -312,41 +459,41 @@ def plot_gradient_xray(
                 ax.text(
                     (low + high) / 2,
                     0.97,
-                    zone.fate if zone.fate != "zero" else "rounds to 0",
+                    f"{fmt}: {zone.fate if zone.fate != 'zero' else 'rounds to 0'}",
                     transform=ax.get_xaxis_transform(),
                     ha="center",
                     va="top",
                     fontsize=8,
                     color=_ZONE_COLOURS[zone.fate],
                 )
-        subnormal_from = format_zones(fmt)[1].low_log2
-        if subnormal_from < xlim[0]:
+        if other is not None and other[1].low_log2 < xlim[0]:
             ax.text(
                 0.01,
-                0.95,
-                f"{fmt}'s subnormals start below 2^{format_zones(fmt)[2].low_log2:.0f} and it rounds to 0 "
-                f"only below 2^{subnormal_from:.0f}: far off this axis",
+                0.80,
+                f"{F.get_format(compare).name}: subnormal only below 2^{other[2].low_log2:.0f}, "
+                f"0 only below 2^{other[1].low_log2:.0f}\n(far off this axis: all normal)",
                 transform=ax.transAxes,
                 va="top",
                 fontsize=8,
-                color=_ZONE_COLOURS["zero"],
+                color="#1f4e79",
             )
         for group, share in hists.items():
             ax.stairs(share, edges, label=group, linewidth=1.3)
         fractions = range_fractions(sample.all_values(kind), fmt, scale)
         lost = 100 * (fractions["zero"] + fractions["subnormal"])
         lost_text = f"{lost:.1f}%" if lost >= 1 else f"{lost:.2g}%"
+        what = "matmul weight" if kind == "weights" else "activation"
         ax.set_title(
-            f"{fmt}: {lost_text} of non-zero values become 0 or subnormal", fontsize=10, loc="left"
+            f"{what} gradients: {lost_text} of non-zero values become 0 or subnormal in {fmt}",
+            fontsize=10,
+            loc="left",
         )
-        ax.set_ylim(0, 1.2 * max(float(share.max()) for share in hists.values()))
+        ax.set_ylim(0, 1.25 * max(float(share.max()) for share in hists.values()))
         ax.set_ylabel("share of values")
         ax.grid(axis="x", visible=False)
+        ax.legend(loc="upper right", fontsize="small", ncol=2, bbox_to_anchor=(1.0, 0.88))
     scale_note = "" if scale == 1 else f" x loss scale {scale:g}"
     axes[-1].set_xlabel(
         f"log2 |gradient{scale_note}|   (values beyond the axis are drawn at its edges)"
     )
-    axes[0].legend(loc="upper right", fontsize="small", ncol=2, bbox_to_anchor=(1.0, 0.88))
-    what = "weight" if kind == "weights" else "activation"
-    axes[0].figure.suptitle(f"{what} gradients{scale_note}, by layer", fontsize=11)
     return axes

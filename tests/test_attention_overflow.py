@@ -1,6 +1,8 @@
 """course_utils.attention_overflow on a small random GPT-2: logits scale with the queries, fp16
 overflows to NaN where bf16 stays finite, and the model is left as it was."""
 
+import copy
+
 import pytest
 import torch
 from tiny_models import tiny_gpt2
@@ -8,6 +10,7 @@ from tiny_models import tiny_gpt2
 from course_utils.attention_overflow import (
     attention_logit_max,
     forward_report,
+    query_key_max,
     scaled_queries,
 )
 
@@ -56,6 +59,35 @@ def test_fp16_overflows_where_bf16_does_not(gpt2_and_batch):
     assert unscaled.logits_finite and unscaled.attention_nan_fraction == 0
 
 
+def test_sdpa_and_the_upcast_path_stay_finite_where_eager_fp16_overflows(gpt2_and_batch):
+    model, batch = gpt2_and_batch
+    # this random model's keys are tiny: grow them too, so that q and k fit in fp16 and only
+    # their products (the logits) overflow
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        for block in model.transformer.h:
+            block.attn.c_attn.weight[:, 32:64] *= 100
+            block.attn.c_attn.bias[32:64] *= 100
+    factor = 4 * 65504 / max(attention_logit_max(model, batch))
+    with scaled_queries(model, factor):
+        assert max(query_key_max(model, batch)) < 65504 / 2
+        eager = forward_report(model, batch, torch.float16, "eager")
+        sdpa = forward_report(model, batch, torch.float16, "sdpa")
+        upcast = forward_report(model, batch, torch.float16, "eager", reorder_and_upcast_attn=True)
+    assert not eager.logits_finite and "bmm(float16)" in eager.attention_ops
+    assert eager.implementation == "eager"
+    assert sdpa.logits_finite and sdpa.loss == sdpa.loss
+    assert sdpa.attention_nan_fraction is None and sdpa.max_attention_probability is None
+    assert any("scaled_dot_product" in op for op in sdpa.attention_ops)
+    assert "not returned" in str(sdpa) and "sdpa" in str(sdpa)
+    assert upcast.logits_finite and upcast.attention_nan_fraction == 0
+    assert "baddbmm(float32)" in upcast.attention_ops
+    assert upcast.implementation == "eager + reorder_and_upcast_attn"
+    # the model is left as it was
+    assert model.config._attn_implementation == "sdpa"
+    assert not any(block.attn.reorder_and_upcast_attn for block in model.transformer.h)
+
+
 def test_bad_input(gpt2_and_batch):
     model, batch = gpt2_and_batch
     with pytest.raises(ValueError, match="positive"):
@@ -66,7 +98,15 @@ def test_bad_input(gpt2_and_batch):
             pass
     with pytest.raises(TypeError, match="GPT-2"):
         attention_logit_max(torch.nn.Linear(2, 2), batch)
+    with pytest.raises(TypeError, match="GPT-2"):
+        query_key_max(torch.nn.Linear(2, 2), batch)
     with pytest.raises(ValueError, match="dtype"):
         forward_report(model, batch, torch.float64)
     with pytest.raises(TypeError, match="input_ids"):
         forward_report(model, {"x": 1})
+    with pytest.raises(ValueError, match="attn_implementation"):
+        forward_report(model, batch, torch.float16, "flash")
+    with pytest.raises(ValueError, match="eager-only"):
+        forward_report(model, batch, torch.float16, "sdpa", reorder_and_upcast_attn=True)
+    with pytest.raises(TypeError, match="bool"):
+        forward_report(model, batch, torch.float16, "eager", reorder_and_upcast_attn="yes")

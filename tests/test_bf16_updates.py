@@ -13,7 +13,10 @@ from course_utils.bf16_updates import (
     accumulate,
     kahan_add,
     lost_update_fraction,
+    plot_accumulation,
+    plot_update_runs,
     stochastic_round_bf16,
+    update_ratio,
     update_stalls,
 )
 
@@ -197,3 +200,71 @@ def test_lost_update_fraction():
     assert lost_update_fraction(w, 1e-6) == 0.75
     with pytest.raises(TypeError, match="tensor"):
         lost_update_fraction([], 1e-3)
+
+
+def test_update_ratio_values():
+    assert update_ratio("fp16") == (2.0**-10, 2.0**-12, 2.0**-11)  # Micikevicius et al.: 2^-11
+    assert update_ratio("bf16") == (2.0**-7, 2.0**-9, 2.0**-8)
+    assert update_ratio(torch.float32).never_lost_above == 2.0**-24
+    with pytest.raises(ValueError, match="no torch dtype"):
+        update_ratio("tf32")
+    with pytest.raises(ValueError, match="known formats"):
+        update_ratio("fp12")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fmt=st.sampled_from(["fp16", "bf16"]),
+    mantissa=st.floats(min_value=1.0, max_value=2.0, exclude_max=True),
+    exponent=st.integers(min_value=-10, max_value=10),
+    ratio=st.floats(min_value=0.0, max_value=1.0, exclude_min=True),
+    sign=st.sampled_from([1.0, -1.0]),
+)
+def test_update_ratio_is_torch_rounding(fmt, mantissa, exponent, ratio, sign):
+    r = update_ratio(fmt)
+    w = F.round_to([mantissa * 2.0**exponent], fmt).item()  # a normal weight of the format
+    below = ratio * r.always_lost_below  # an update under the lower ratio: always lost
+    assert update_stalls(w, sign * below * w, fmt)
+    # over the upper ratio: never lost (by a margin that survives update_stalls' rounding via fp32,
+    # which would turn a sum a hair past the midpoint into the tie itself)
+    above = r.never_lost_above * (1 + max(ratio, 2.0**-8))
+    assert not update_stalls(w, sign * above * w, fmt)
+
+
+def test_plots_draw_every_line():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = {m: accumulate(1.0, 1e-3, 50, m) for m in ["fp32", "nearest", "stochastic", "kahan"]}
+    ax = plot_accumulation(paths)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels[0].startswith("fp32") and labels[1].startswith("bf16 nearest: ends at 1")
+    assert len({line.get_marker() for line in ax.get_lines()}) == 4  # told apart by markers
+    with pytest.raises(TypeError, match="paths"):
+        plot_accumulation({})
+
+    class History:
+        losses = [3.0, 2.0, 1.0]
+
+        @staticmethod
+        def column(name):
+            return [1, 2, 3]
+
+    class Tracker:
+        fractions = [0.9, 0.9, 0.9]
+
+    runs = {"fp32 master weights": (History, Tracker), "bf16 nearest": (History, Tracker)}
+    loss_ax, diff_ax, moved_ax = plot_update_runs(runs)
+    assert len(diff_ax.get_lines()) == 2 and diff_ax.get_lines()[1].get_ydata().tolist() == [
+        0,
+        0,
+        0,
+    ]
+    assert "fp32 master weights" in diff_ax.get_ylabel()
+    with pytest.raises(ValueError, match="reference"):
+        plot_update_runs(runs, reference="fp64")
+    with pytest.raises(TypeError, match="runs"):
+        plot_update_runs([])
+    plt.close("all")

@@ -13,6 +13,8 @@ from course_utils.gradient_xray import (
     collect_gradients,
     format_zones,
     gpt2_layer_group,
+    gradient_dtype_summary,
+    gradient_dtypes,
     plot_gradient_xray,
     range_fractions,
     range_table,
@@ -41,9 +43,9 @@ def test_layer_groups():
         gpt2_layer_group(3)
 
 
-def test_collect_gradients_matches_a_plain_backward(gpt2):
+def test_collect_gradients_all_matches_a_plain_backward(gpt2):
     model, batches = gpt2
-    sample = collect_gradients(model, batches)
+    sample = collect_gradients(model, batches, weights="all")
     assert list(sample.weights) == ["embeddings", "block 0", "block 1", "final norm"]
     assert list(sample.activations) == ["block 0", "block 1", "lm head"]  # the model's order
     n_params = sum(p.numel() for p in model.parameters())
@@ -59,9 +61,63 @@ def test_collect_gradients_matches_a_plain_backward(gpt2):
     assert sample.activations["lm head"].numel() == 3 * tokens * 64
     # the model is left clean: no grads, no hooks
     model.zero_grad(set_to_none=True)
-    collect_gradients(model, batches[0], activations=False)
+    collect_gradients(model, batches[0], activations=False, weights="all")
     assert all(p.grad is None for p in model.parameters())
     assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_collect_gradients_matmul_are_the_matmuls_own_gradients(gpt2):
+    model, batches = gpt2
+    sample = collect_gradients(model, batches[:1])  # weights="matmul", the default
+    assert list(sample.weights) == ["block 0", "block 1", "lm head"]  # no LayerNorm, no wpe
+    model.zero_grad()
+    model(**batches[0]).loss.backward()
+    # a block's matmul weights and biases, in module order: those of an ordinary backward
+    block0 = torch.cat(
+        [
+            p.grad.flatten()
+            for n, p in model.named_parameters()
+            if ".h.0." in n and (".attn." in n or ".mlp." in n)
+        ]
+    )
+    assert torch.allclose(sample.weights["block 0"], block0, rtol=1e-5, atol=1e-8)
+    # the tied wte = lm_head.weight: only lm_head's piece; the rest is the embedding lookup's,
+    # which is zero for tokens not in the batch
+    wte = model.transformer.wte.weight
+    assert model.lm_head.weight is wte
+    piece = sample.weights["lm head"].view_as(wte)
+    unseen = torch.ones(wte.shape[0], dtype=torch.bool)
+    unseen[batches[0]["input_ids"].unique()] = False
+    assert unseen.any() and torch.allclose(piece[unseen], wte.grad[unseen], atol=1e-9)
+    assert not torch.allclose(piece[~unseen], wte.grad[~unseen], atol=1e-9)
+    model.zero_grad(set_to_none=True)
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_gradient_dtypes_trace(gpt2):
+    model, batches = gpt2
+    for dtype, name in [(torch.float16, "float16"), (torch.bfloat16, "bfloat16")]:
+        trace = gradient_dtypes(model, batches[0], dtype)
+        assert trace["transformer.h.0.attn.c_attn.weight"] == (name,)
+        assert trace["transformer.h.1.mlp.c_proj.bias"] == (name,)  # addmm casts the bias too
+        assert trace["transformer.h.0.ln_1.weight"] == ("float32",)
+        assert trace["transformer.wpe.weight"] == ("float32",)
+        assert trace["transformer.wte.weight = lm_head.weight"] == (name, "float32")  # tied
+        summary = gradient_dtype_summary(trace)
+        assert summary[f"{name} + float32"] == ["wte.weight = lm_head.weight"]
+        assert "h.*.ln_1.weight" in summary["float32"] and "ln_f.bias" in summary["float32"]
+        assert len(summary[name]) == 8  # c_attn, c_proj, c_fc, mlp.c_proj: weight and bias
+    assert all(p.grad is None for p in model.parameters())
+    with pytest.raises(ValueError, match="float16 or torch.bfloat16"):
+        gradient_dtypes(model, batches[0], torch.float32)
+    with pytest.raises(TypeError, match="nn.Module"):
+        gradient_dtypes("model", batches[0])
+    with pytest.raises(TypeError, match="dict"):
+        gradient_dtypes(model, [batches[0]])
+    with pytest.raises(ValueError, match="labels"):
+        gradient_dtypes(model, {"input_ids": batches[0]["input_ids"]})
+    with pytest.raises(TypeError, match="gradient_dtypes"):
+        gradient_dtype_summary([("a", "float16")])
 
 
 def test_collect_gradients_bad_input(gpt2):
@@ -72,6 +128,8 @@ def test_collect_gradients_bad_input(gpt2):
         collect_gradients(model, [])
     with pytest.raises(ValueError, match="labels"):
         collect_gradients(model, {"input_ids": batches[0]["input_ids"]})
+    with pytest.raises(ValueError, match="matmul"):
+        collect_gradients(model, batches, weights="biases")
 
 
 @pytest.mark.parametrize("fmt", ["fp16", "bf16", "fp8_e4m3", "fp8_e5m2"])
@@ -153,14 +211,21 @@ def test_plot_gradient_xray(gpt2):
 
     model, batches = gpt2
     sample = collect_gradients(model, batches[:1])
-    axes = plot_gradient_xray(sample, kind="activations", formats=["fp16", "bf16"])
-    assert len(axes) == 2
-    assert [p.get_label() for p in axes[0].patches if p.get_label()[:1] not in ("", "_")] == [
-        "block 0", "block 1", "lm head"
-    ]  # fmt: skip
-    assert "fp16" in axes[0].get_title(loc="left") and "bf16" in axes[1].get_title(loc="left")
+    axes = plot_gradient_xray(sample, kinds=["activations", "weights"], fmt="fp16")
+    assert len(axes) == 2  # one panel per kind of gradient, not one per format
+    for ax in axes:
+        labels = [p.get_label() for p in ax.patches if p.get_label()[:1] not in ("", "_")]
+        assert labels == ["block 0", "block 1", "lm head"]
+    assert axes[0].get_title(loc="left").startswith("activation gradients")
+    assert axes[1].get_title(loc="left").startswith("matmul weight gradients")
+    assert all("fp16" in ax.get_title(loc="left") for ax in axes)
     notes = " ".join(t.get_text() for t in axes[1].texts)
-    assert "2^-134" in notes  # bf16's zero zone is off the axis, and the plot says where
+    assert "2^-134" in notes and "2^-126" in notes  # bf16's zones are off the axis, said where
     with pytest.raises(ValueError, match="kind"):
-        plot_gradient_xray(sample, kind="biases")
+        plot_gradient_xray(sample, kinds=["biases"])
+    with pytest.raises(ValueError, match="one axis per kind"):
+        plot_gradient_xray(sample, kinds=["activations", "weights"], axes=[axes[0]])
+    empty = collect_gradients(model, batches[:1], activations=False)
+    with pytest.raises(ValueError, match="no activations"):
+        plot_gradient_xray(empty)
     plt.close("all")
