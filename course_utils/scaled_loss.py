@@ -10,11 +10,17 @@ accumulation would::
     history = train(small, batches, steps=20, precision="fp16-emulated", scaler=None)
 
 The wrapped model is trained in place (its parameters are ``model``'s).
+
+``GradientAgreement(batch)`` is a ``train()`` callback for the same notebook (section 1, "Why
+the loss climbs back"): at each step it compares the gradient the optimizer is about to use with
+the fp32 gradient of the same batch at the same weights.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Mapping
 from types import SimpleNamespace
 
 import torch
@@ -49,4 +55,49 @@ class ScaledLoss(nn.Module):
         return f"factor={self.factor:g}"
 
 
-__all__ = ["ScaledLoss"]
+class GradientAgreement:
+    """A ``train()`` callback: before each update, the cosine between the gradient in ``.grad``
+    (what the optimizer is about to use) and the fp32 gradient of ``batch`` at the same weights,
+    computed on a copy of the model without autocast or emulation (``cosines``, one per step).
+
+    ``substitute=True`` then replaces ``.grad`` by that fp32 gradient, set to zero wherever the
+    received gradient is exactly zero: a run that loses the flushed values and nothing else.
+    Use it with ``grad_accum_steps=1`` and the batch the run trains on (the reference is one
+    batch). The reference pass runs under ``torch.random.fork_rng``: the run's random state is
+    left as it was.
+    """
+
+    def __init__(self, batch: Mapping, substitute: bool = False) -> None:
+        if not isinstance(batch, Mapping):
+            raise TypeError(f"batch must be a dict of tensors, got {type(batch).__name__}")
+        if not isinstance(substitute, bool):
+            raise TypeError(f"substitute must be True or False, got {substitute!r}")
+        self.batch = batch
+        self.substitute = substitute
+        self.cosines: list[float] = []
+
+    def on_before_optimizer_step(self, state) -> None:
+        params = [p for p in state.model.parameters() if p.requires_grad]
+        reference = copy.deepcopy(state.model)
+        ref_params = [p for p in reference.parameters() if p.requires_grad]
+        device = params[0].device
+        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in self.batch.items()}
+        with torch.random.fork_rng(devices=[]):
+            output = reference(**batch)
+            loss = output if isinstance(output, torch.Tensor) else output.loss
+            loss.float().backward()
+        received = torch.cat([_grad_of(p).flatten().float() for p in params])
+        fp32 = torch.cat([_grad_of(p).flatten().float() for p in ref_params])
+        cosine = torch.nn.functional.cosine_similarity(received, fp32, dim=0)
+        self.cosines.append(cosine.item())
+        if self.substitute:
+            for p, q in zip(params, ref_params, strict=True):
+                grad = _grad_of(p)
+                p.grad = torch.where(grad != 0, _grad_of(q).to(grad.dtype), torch.zeros_like(grad))
+
+
+def _grad_of(param: torch.nn.Parameter) -> torch.Tensor:
+    return param.grad if param.grad is not None else torch.zeros_like(param)
+
+
+__all__ = ["GradientAgreement", "ScaledLoss"]

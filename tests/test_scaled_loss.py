@@ -1,9 +1,11 @@
 """course_utils.scaled_loss: a loss multiplied by a factor gives gradients multiplied by it."""
 
+import copy
+
 import pytest
 import torch
 
-from course_utils.scaled_loss import ScaledLoss
+from course_utils.scaled_loss import GradientAgreement, ScaledLoss
 
 
 class Quadratic(torch.nn.Module):
@@ -53,3 +55,59 @@ def test_reads_the_loss_attribute_and_explains_a_missing_one():
 def test_bad_arguments(model, factor, error):
     with pytest.raises(error):
         ScaledLoss(model, factor)
+
+
+class Regression(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = torch.nn.Linear(8, 8)
+
+    def forward(self, x, y):
+        return torch.nn.functional.mse_loss(self.linear(x), y)
+
+
+def _regression_batch():
+    generator = torch.Generator().manual_seed(1)
+    return {
+        "x": torch.randn(16, 8, generator=generator),
+        "y": torch.randn(16, 8, generator=generator),
+    }
+
+
+def test_gradient_agreement_is_one_in_fp32_and_less_when_fp16_flushes():
+    from course_utils.train import train
+
+    batch = _regression_batch()
+    same = GradientAgreement(batch)
+    train(Regression(), batch, steps=2, precision="fp32", callbacks=[same], progress=False)
+    assert same.cosines == pytest.approx([1.0, 1.0], abs=1e-6)
+    flushed = GradientAgreement(batch)
+    tiny = ScaledLoss(Regression(), 2.0**-30)  # most gradients below fp16's smallest subnormal
+    train(tiny, batch, steps=2, precision="fp16-emulated", scaler=None, callbacks=[flushed],
+          progress=False)  # fmt: skip
+    assert all(cosine < 0.999 for cosine in flushed.cosines)
+
+
+def test_gradient_agreement_substitute_keeps_the_zeros_and_fp32_values_elsewhere():
+    from course_utils.train import train
+
+    batch = _regression_batch()
+    seen = []
+    probe = GradientAgreement(batch, substitute=True)
+    model = ScaledLoss(Regression(), 2.0**-18)
+    reference = copy.deepcopy(model)
+    reference(**batch).loss.backward()
+    train(model, batch, steps=1, precision="fp16-emulated", scaler=None,
+          callbacks=[probe, lambda s: seen.append(model.model.linear.weight.grad.clone())],
+          progress=False)  # fmt: skip
+    grad, fp32 = seen[0], reference.model.linear.weight.grad
+    assert (grad == 0).any() and (grad != 0).any()
+    assert torch.equal(grad[grad != 0], fp32[grad != 0])
+
+
+def test_gradient_agreement_bad_input():
+    with pytest.raises(TypeError, match="dict"):
+        GradientAgreement([1, 2])
+    with pytest.raises(TypeError, match="True or False"):
+        GradientAgreement({}, substitute="yes")
