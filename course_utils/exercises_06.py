@@ -1,4 +1,4 @@
-"""Checks for the exercises of notebook 06 (NaN recovery)."""
+"""Checks for the exercises of notebook 06 (NaN recovery), taught in its section 6."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ from course_utils.exercises import Incorrect, exercise, expect_callable
 FINDER_CASES = [(3, 37), (5, 2), (7, None)]
 FP16_FAILING = {"precision": "fp16"}  # the run of exercise 3, as it fails
 CHECK_STEPS = 6  # steps the check runs with the learner's setting
-TUNABLE = ("precision", "lr", "max_grad_norm")
+TUNABLE = ("precision", "lr", "max_grad_norm", "keep_fp32", "upcast_attention")
+# Exercise 4: the three causes measured in section 3, and the actions to choose from.
+CAUSES = ("finite_outlier", "nonfinite_value", "divergence")
+ACTIONS = ("nothing", "rollback_skip", "lower_lr", "max_grad_norm", "fp32")
+TUTORIAL_KEY = {
+    "finite_outlier": "nothing",
+    "nonfinite_value": "rollback_skip",
+    "divergence": "lower_lr",
+}
 
 
 @functools.lru_cache(maxsize=4)
@@ -43,52 +51,56 @@ def check_find_bad_step(find_bad_step):
 
 
 @functools.lru_cache(maxsize=1)
-def _fp16_report():
+def _grown() -> tuple[float, object]:
+    """(the growth factor of section 4's model, the fp16 report of find_first_nonfinite on it)."""
     from course_utils.nan import find_first_nonfinite
     from course_utils.scenarios import Fp16RangeScenario
 
     scenario = Fp16RangeScenario()
-    return find_first_nonfinite(
-        scenario.load_model(), scenario.batches[0], precision="fp16-emulated"
-    )
+    model = scenario.load_model()
+    report = find_first_nonfinite(model, scenario.batches[0], precision="fp16-emulated")
+    return scenario.applied_growth, report
 
 
 @exercise(
     "06.overflowing_module",
     hint="Run find_first_nonfinite(model, batch, precision='fp16-emulated') and read the whole "
-    "report: when a module's inputs were already non-finite, the value appeared in its parent's "
-    "own code. The answer is a name from model.named_modules().",
+    "report: if that module's inputs were finite, its own computation made the inf; if they "
+    "were already non-finite, the value appeared in its parent's own code. The answer is a "
+    "name from model.named_modules().",
     title="Find the module whose own computation overflows in fp16",
 )
 def check_overflowing_module(name):
     """``name``: the module (as in ``model.named_modules()``) where fp16 first overflows."""
     if not isinstance(name, str):
         raise Incorrect(f"answer with the module's name as a string, got {type(name).__name__}")
-    report = _fp16_report()
+    _, report = _grown()
     if report is None:  # pragma: no cover - the scenario is built to overflow
         raise Incorrect("the fp16 scenario did not overflow here: please report this")
-    reported, parent = report.module, report.module.rsplit(".", 1)[0]
-    if name == parent and not report.inputs_finite:
+    answer = report.module if report.inputs_finite else report.module.rsplit(".", 1)[0]
+    if name == answer:
         return None
-    if name == reported:
+    if name.rsplit(".", 1)[-1] == answer.rsplit(".", 1)[-1]:
         raise Incorrect(
-            f"{name!r} is the first module whose *output* is not finite, but its inputs were "
-            "already NaN: the overflow happened before it, in code that is not a submodule"
+            f"{name!r} is the right kind of module, but not the first one to overflow: "
+            "modules finish in order, and the report names the first"
         )
-    if name.endswith(".attn") or name.endswith("c_attn"):
-        raise Incorrect(f"{name!r} is an attention module, but not the first one that overflows")
+    if answer.startswith(name + "."):
+        raise Incorrect(f"{name!r} contains it: name the submodule itself")
     raise Incorrect(f"{name!r} is not where the first non-finite value appears")
 
 
 @exercise(
     "06.single_fix",
     hint="Clipping and the learning rate act on gradients and updates; this run fails in the "
-    "forward pass, on a value fp16 cannot hold. Which format has fp32's range?",
-    title="Change one setting so that the fp16 run trains",
+    "forward pass, in the modules exercise 2 found. On a T4 there is no bf16: what can you do "
+    "with those modules?",
+    title="On a T4 (no bf16): change one setting so that the fp16 run trains",
 )
 def check_single_fix(fix):
-    """``fix``: a dict with ONE setting for ``Fp16RangeScenario().train(**fix)``, such that the
-    run trains (every loss finite, no step skipped). The failing run is ``precision="fp16"``."""
+    """``fix``: a dict with ONE setting for ``Fp16RangeScenario().train(**fix)`` on a GPU
+    without bf16, such that the run trains: every loss finite, no step skipped, and a held-out
+    loss lower than before. The failing run is ``precision="fp16"``."""
     from course_utils.scenarios import Fp16RangeScenario
 
     if not isinstance(fix, dict) or len(fix) != 1:
@@ -96,61 +108,91 @@ def check_single_fix(fix):
     ((key, value),) = fix.items()
     if key not in TUNABLE:
         raise Incorrect(f"{key!r} is not one of the settings to try here: {', '.join(TUNABLE)}")
-    settings = FP16_FAILING | fix
-    history = Fp16RangeScenario(steps=CHECK_STEPS).train(**settings)
-    finite = all(math.isfinite(loss) for loss in history.losses)
-    if finite and not history.skipped_steps:
-        if key != "precision":  # pragma: no cover - no such fix is known for this run
-            return None
-        if value == "fp32":
-            raise Incorrect(
-                "fp32 trains, but it gives up mixed precision entirely: a 16-bit format with "
-                "fp32's range exists",
-                hint="bf16 has fp32's 8 exponent bits.",
-            )
-        return None
+    if key == "precision" and value == "bf16":
+        raise Incorrect(
+            "bf16 trains (section 4), but a T4 has no bf16 units: "
+            "torch.cuda.is_bf16_supported(including_emulation=False) is False there, and "
+            "emulated bf16 is slow. Find a fix that keeps fp16",
+            hint="Which modules overflow? Run only those outside autocast.",
+        )
+    if key == "precision" and value == "fp32":
+        raise Incorrect(
+            "fp32 trains, but it gives up mixed precision for the whole model: only a few "
+            "modules overflow, and they alone can run in fp32",
+            hint="keep_fp32 takes module names, or endings of names such as 'mlp.c_proj'.",
+        )
     if key == "precision" and value == "fp16":
         raise Incorrect("that is the failing setting itself")
-    raise Incorrect(
-        f"with {key}={value!r} the run still has NaN losses and skipped steps "
-        f"({len(history.skipped_steps)} of {len(history)} skipped)"
-    )
+    growth, _ = _grown()
+    scenario = Fp16RangeScenario(steps=CHECK_STEPS, growth=growth)
+    try:
+        history = scenario.train(**(FP16_FAILING | fix))
+    except (TypeError, ValueError) as err:
+        raise Incorrect(f"{key}={value!r} does not run: {err}") from None
+    finite = all(math.isfinite(loss) for loss in history.losses)
+    if not finite or history.skipped_steps:
+        extra = ""
+        if key == "keep_fp32":
+            extra = ": another module still overflows (run find_first_nonfinite again with it kept)"
+        raise Incorrect(
+            f"with {key}={value!r} the run still has NaN losses and skipped steps "
+            f"({len(history.skipped_steps)} of {len(history)} skipped){extra}"
+        )
+    before = scenario.heldout_loss(scenario.load_model(grown=False))
+    after = scenario.heldout_loss(scenario.last_model, "fp16")
+    if not after < before:
+        raise Incorrect(
+            f"every step ran, but the held-out loss did not go down ({before:.3f} -> {after:.3f})"
+        )
+    return None
 
 
 @exercise(
     "06.tutorial_question",
-    hint="The field of TrainingArguments/SFTConfig that bounds the norm of every gradient "
-    "(torch.nn.utils.clip_grad_norm_'s max_norm). Check the spelling by creating "
-    "TrainingArguments(output_dir='out', **{field: value}).",
-    title="The original tutorial's question: the one hyperparameter to change",
+    hint="Section 3 measured each cause on the same run: which runs went NaN, and which fix "
+    "brought each one back? Actions: " + ", ".join(ACTIONS) + ".",
+    title="The original tutorial's question: which cause needs which fix?",
 )
 def check_tutorial_answer(answer):
-    """``answer = (field, value)``: the ``TrainingArguments`` field and its new value."""
-    if not (isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[0], str)):
-        raise Incorrect(f"answer with a pair (field_name, value), got {answer!r}")
-    field, value = answer
-    if field == "gradient_max_norm":
+    """``answer``: a dict {cause: action} for the three causes of section 3 (``CAUSES``), each
+    action one of ``ACTIONS``: what keeps the run alive (or "nothing" if it needs no fix)."""
+    if not isinstance(answer, dict):
+        raise Incorrect(f"answer with a dict {{cause: action}}, got {type(answer).__name__}")
+    missing = [cause for cause in CAUSES if cause not in answer]
+    unknown = [cause for cause in answer if cause not in CAUSES]
+    if missing or unknown:
         raise Incorrect(
-            "TrainingArguments has no field 'gradient_max_norm' (the tutorial's spelling): "
-            "TrainingArguments(gradient_max_norm=1.0) raises TypeError"
+            f"give one action for each cause {CAUSES}"
+            + (f"; missing: {missing}" if missing else "")
+            + (f"; not a cause here: {unknown}" if unknown else "")
         )
-    if field in ("bf16", "fp16", "tf32", "half_precision_backend"):
-        raise Incorrect(
-            "switching precision is not the fix: bf16 has fp32's range, and the run blew up "
-            "because one update was far too large, not because a number overflowed bf16"
-        )
-    if field == "learning_rate":
-        raise Incorrect(
-            "a lower learning rate shrinks every update, the extreme one too, but it also slows "
-            "all of training; the tutorial's single change bounds the one extreme update",
-            hint="Look for the field that clips the gradient norm.",
-        )
-    if field != "max_grad_norm":
-        raise Incorrect(f"{field!r} is not the setting that bounds an extreme gradient")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Incorrect(f"max_grad_norm takes a number, got {value!r}")
-    if not (0 < value <= 1.0):
-        raise Incorrect(
-            f"max_grad_norm={value!r}: use a positive norm no larger than 1.0 (the Trainer's "
-            "default, which the tutorial's run must have turned off)"
-        )
+    for cause in CAUSES:
+        if answer[cause] not in ACTIONS:
+            raise Incorrect(f"{cause}: {answer[cause]!r} is not one of {ACTIONS}")
+    messages = {
+        ("finite_outlier", "max_grad_norm"): "the outlier run never went NaN: AdamW moved each "
+        "weight by about lr, whatever the gradient (Kingma & Ba, section 2.1). And "
+        "max_grad_norm=1.0 is already the Trainer's and SFTConfig's default",
+        ("finite_outlier", "lower_lr"): "the outlier run never went NaN: there is nothing to fix",
+        ("finite_outlier", "rollback_skip"): "the outlier run never went NaN; rolling back costs "
+        "steps for nothing",
+        ("nonfinite_value", "max_grad_norm"): "a NaN or inf gradient has a non-finite norm, and "
+        "clip_grad_norm_ multiplies every gradient by max_norm / NaN (or 0 x inf): still NaN",
+        ("nonfinite_value", "lower_lr"): "any learning rate times a NaN gradient is NaN",
+        ("nonfinite_value", "fp32"): "0/0 and inf x 0 are NaN in fp32 too: the fp32 run died at "
+        "the same step",
+        ("nonfinite_value", "nothing"): "the run died at the step of the non-finite value",
+        ("divergence", "max_grad_norm"): "the clipped run at the high learning rate stayed far "
+        "above the stable run: AdamW divides the gradient's scale out, so clipping changes "
+        "little of its step",
+        ("divergence", "rollback_skip"): "rolling back and skipping batches helps against a "
+        "spike that a few batches trigger (PaLM, section 5); here the learning rate itself is "
+        "too high, and the same run climbs again",
+        ("divergence", "nothing"): "the loss climbed and stayed above the stable run's",
+    }
+    for cause in CAUSES:
+        if answer[cause] != TUTORIAL_KEY[cause]:
+            message = messages.get(
+                (cause, answer[cause]), f"{answer[cause]!r} is not what fixed the {cause} run"
+            )
+            raise Incorrect(f"{cause}: {message}")

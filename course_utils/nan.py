@@ -21,6 +21,9 @@ Also here: ``first_nonfinite_step(history)``, ``grad_norm_spikes(history)`` (whi
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import math
 import statistics
 from collections.abc import Iterable, Mapping
@@ -335,49 +338,125 @@ def nonfinite_parameters(model: torch.nn.Module) -> dict[str, int]:
 
 
 __all__ = [
+    "DebuggerRun",
     "NonFiniteReport",
     "TensorStats",
     "find_first_nonfinite",
     "first_nonfinite_step",
     "grad_norm_spikes",
     "nonfinite_parameters",
+    "adam_step_bound",
+    "largest_weight_change",
+    "run_debugger",
 ]
 
 
 @dataclass
 class DebuggerRun:
-    """What transformers' ``DebugUnderflowOverflow`` did on one forward pass (see ``run_debugger``)."""
+    """What transformers' ``DebugUnderflowOverflow`` did on one forward pass (see ``run_debugger``).
+
+    ``frames``: what it printed, parsed: one (module name, {variable: abs max}) per module
+    frame, e.g. ``("transformer.h.0.mlp.c_proj", {"weight": 2.1e3, "input[0]": 4.2, "output":
+    7.9e4})``; in trace mode, every module of the pass, in the order they finished."""
 
     raised: bool
     stopped_at: str | None
     hooks_left: int
     text: str
+    frames: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+
+    def output_absmax(self, suffix: str = "") -> list[tuple[str, float]]:
+        """(module, abs max of its output) for the frames whose module name ends with ``suffix``."""
+        return [(name, values["output"]) for name, values in self.frames
+                if name.endswith(suffix) and "output" in values]  # fmt: skip
 
 
-def run_debugger(model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> DebuggerRun:
+def run_debugger(
+    model: torch.nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    *,
+    precision: str = "fp32",
+    trace: bool = False,
+) -> DebuggerRun:
     """One forward pass of a copy of ``model`` under transformers' ``DebugUnderflowOverflow``, for a
     side-by-side with ``find_first_nonfinite``: whether it raised, the module frame it stopped at,
-    how many forward hooks it left on the (copied) model, and what it printed."""
-    import contextlib
-    import copy
-    import io
+    how many forward hooks it left on the (copied) model, what it printed, and the abs-max
+    values it printed, parsed (``frames``).
 
+    ``precision``: a ``course_utils.precision`` mode for the forward pass ("fp16-emulated"...).
+    ``trace=True``: its trace mode (``trace_batch_nums=[0]``): it prints the abs min and max of
+    every module's weights, inputs and outputs, and does not stop at an overflow.
+    Taught in notebook 06, section 2 and section 4."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(batch, Mapping):
+        raise TypeError(f"batch must be a dict of tensors, got {type(batch).__name__}")
     from transformers.debug_utils import DebugUnderflowOverflow
 
     model = copy.deepcopy(model)
     device = next(model.parameters()).device
     batch = {key: value.to(device) for key, value in batch.items()}
-    DebugUnderflowOverflow(model)
+    DebugUnderflowOverflow(model, trace_batch_nums=[0] if trace else None)
     printed = io.StringIO()
     try:
-        with contextlib.redirect_stdout(printed):
+        with contextlib.redirect_stdout(printed), precision_context(precision, device.type):
             model(**batch)
         raised = False
     except ValueError:
         raised = True
     text = printed.getvalue()
-    frames = [
-        line.split()[0] for line in text.splitlines() if line.startswith(" " * 17) and line.split()
-    ]
+    frames = _debugger_frames(text)
     hooks = sum(len(m._forward_hooks) for m in model.modules())
-    return DebuggerRun(raised, frames[-1] if raised and frames else None, hooks, text)
+    stopped = frames[-1][0] if raised and frames else None
+    return DebuggerRun(raised, stopped, hooks, text, frames)
+
+
+def _debugger_frames(text: str) -> list[tuple[str, dict[str, float]]]:
+    """Parse DebugUnderflowOverflow's printout: a frame header is 17 spaces, the module name and
+    its class; each variable line is "abs_min abs_max name"."""
+    frames: list[tuple[str, dict[str, float]]] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if line.startswith(" " * 17) and len(parts) == 2 and not parts[0].startswith("*"):
+            frames.append((parts[0], {}))
+        elif frames and len(parts) == 3:
+            try:
+                frames[-1][1][parts[2]] = float(parts[1])
+            except ValueError:
+                continue
+    return frames
+
+
+def largest_weight_change(before: Mapping[str, torch.Tensor], model: torch.nn.Module) -> float:
+    """The largest |w_after - w_before| over every parameter of ``model``: ``before`` is a state
+    dict saved earlier (``model.state_dict()`` or a checkpoint's ``"model"``). Taught in notebook
+    06, section 3: under AdamW this is bounded by about the learning rate."""
+    if not isinstance(before, Mapping):
+        raise TypeError(f"before must be a state dict, got {type(before).__name__}")
+    largest = 0.0
+    for name, param in model.named_parameters():
+        if name not in before:
+            raise ValueError(f"parameter {name!r} is not in the state dict given as 'before'")
+        old = before[name].to(param.device, param.dtype)
+        if old.shape != param.shape:
+            raise ValueError(
+                f"parameter {name!r}: shape {tuple(param.shape)} vs {tuple(old.shape)}"
+            )
+        largest = max(largest, float((param.detach() - old).abs().max()))
+    return largest
+
+
+def adam_step_bound(lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> float:
+    """Kingma & Ba (2015, section 2.1, https://arxiv.org/abs/1412.6980): Adam's step on one
+    weight is at most about ``lr * (1 - beta1) / sqrt(1 - beta2)`` when ``1 - beta1 >
+    sqrt(1 - beta2)``, else about ``lr``, whatever the size of the gradient (3.16 x lr for
+    PyTorch's defaults). AdamW's weight decay adds ``lr * weight_decay * |w|``."""
+    for value, name in ((lr, "lr"),):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    beta1, beta2 = betas
+    if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+        raise ValueError(f"betas must be in [0, 1), got {betas!r}")
+    return lr * max(1.0, (1 - beta1) / math.sqrt(1 - beta2))

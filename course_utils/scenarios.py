@@ -11,19 +11,25 @@ and the loss is 0 / 0 = NaN; so is every gradient, and AdamW writes NaN into eve
 run is dead from that step on, in any precision, on any machine, whatever the learning rate or
 the clipping.
 
-``Fp16RangeScenario``: the same fine-tuning (no bad batch) on a model whose attention logits
-have grown past fp16's largest value (65504): every fp16 forward pass overflows to inf, then NaN,
-and the loss scaler skips every step; bf16 (fp32's exponent range) trains.
+``Fp16RangeScenario``: the same fine-tuning (no bad batch) on a model whose residual stream has
+grown past what fp16 holds (``grow_residual_stream``: the same function, activations 2**k times
+larger, as in T5): every fp16 forward pass overflows in the output projections, and the loss
+scaler skips every step. The fixes that exist on a T4 are options of ``train``: keep the
+overflowing modules in fp32 (``keep_fp32``), upcast the attention scores (GPT-2's
+``reorder_and_upcast_attn``), a lower learning rate; and bf16 where it exists.
+``BadBatchScenario(outliers={step: factor})`` plants a finite outlier batch or an inf gradient.
 
-bf16 on a CPU: most CPUs have no bf16 matrix units, and their bf16 matmuls are many times slower
-than fp32 ones. There, ``precision="bf16"`` runs ``EmulatedBf16Autocast``: the inputs and outputs
-of every matmul are rounded to bf16 and the arithmetic is fp32, as on bf16 tensor cores (and as
-``course_utils.precision`` emulates fp16). On a CUDA GPU it is ``torch.autocast`` itself.
+bf16 and fp16 on a CPU: most CPUs have no 16-bit matrix units, and their bf16/fp16 matmuls are
+many times slower than fp32 ones. There, ``precision="bf16"`` runs ``EmulatedBf16Autocast`` and
+``precision="fp16"`` runs ``EmulatedFp16AutocastFp32Aware`` with a ``torch.amp.GradScaler``: the
+inputs and outputs of every matmul are rounded to the 16-bit format and the arithmetic is fp32,
+as on tensor cores. On a CUDA GPU it is ``torch.autocast`` itself. Taught in notebook 06.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import dataclasses
 import functools
@@ -35,7 +41,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from course_utils.precision import FP16_OPS, EmulatedFp16Autocast, check_precision
+from course_utils.precision import (
+    FP16_OPS,
+    EmulatedFp16Autocast,
+    check_precision,
+    precision_context,
+)
 
 PRECISION_CHOICES = ("bf16", "fp32", "fp16")
 
@@ -63,14 +74,50 @@ def _round_bf16(value):
     return value
 
 
+# Ops the emulations below leave in fp32 right now: "*" (all) inside a module kept in fp32, or
+# {"baddbmm"} inside GPT-2's upcast attention scores. Real autocast gets the same effect from
+# ``torch.autocast(device_type, enabled=False)``, which an emulation cannot see.
+_FULL_PRECISION: contextvars.ContextVar[frozenset] = contextvars.ContextVar(
+    "full_precision", default=frozenset()
+)
+
+
+@contextlib.contextmanager
+def full_precision(ops: Iterable[str] = ("*",)):
+    """Inside this block the emulated autocasts (``EmulatedBf16Autocast``,
+    ``EmulatedFp16AutocastFp32Aware``) do not round ``ops`` ("*": every op): what
+    ``torch.autocast(..., enabled=False)`` does to real autocast."""
+    token = _FULL_PRECISION.set(_FULL_PRECISION.get() | frozenset(ops))
+    try:
+        yield
+    finally:
+        _FULL_PRECISION.reset(token)
+
+
+def _exempt(func) -> bool:
+    exempt = _FULL_PRECISION.get()
+    return bool(exempt) and ("*" in exempt or FP16_OPS[func] in exempt)
+
+
+class EmulatedFp16AutocastFp32Aware(EmulatedFp16Autocast):
+    """``course_utils.precision.EmulatedFp16Autocast`` (fp16 autocast numerics computed in fp32:
+    inputs and output of every matmul-like op rounded to fp16, in forward and backward), except
+    inside ``full_precision(...)`` blocks: a module kept in fp32, GPT-2's upcast scores."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in FP16_OPS and _exempt(func):
+            return func(*args, **(kwargs or {}))
+        return super().__torch_function__(func, types, args, kwargs)
+
+
 class EmulatedBf16Autocast(EmulatedFp16Autocast):
     """bf16 autocast numerics computed in fp32: the ops autocast runs in 16 bits (``FP16_OPS``:
     linear, matmul, addmm, attention...) get bf16-rounded inputs and a bf16-rounded output,
-    in forward and in backward. ``calls`` counts them by name."""
+    in forward and in backward (not inside ``full_precision`` blocks). ``calls`` counts them."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func not in FP16_OPS:
+        if func not in FP16_OPS or _exempt(func):
             return func(*args, **kwargs)
         self.calls[FP16_OPS[func]] += 1
         args = [_round_bf16(a) for a in args]
@@ -80,14 +127,15 @@ class EmulatedBf16Autocast(EmulatedFp16Autocast):
 
 def training_precision(precision: str, device: torch.device) -> tuple[str, Any]:
     """(the ``course_utils.train`` precision, an extra context around the run) for a scenario
-    precision "bf16", "fp32" or "fp16" on ``device``: real autocast on CUDA; on a CPU, bf16 is
-    emulated and fp16 is "fp16-emulated"."""
+    precision "bf16", "fp32" or "fp16" on ``device``: real autocast on CUDA; on a CPU, bf16 and
+    fp16 are emulated (fp32 arithmetic, 16-bit rounding around every matmul; fp16 with a
+    ``torch.amp.GradScaler``, passed to the loop by ``BadBatchScenario.train``)."""
     if precision not in PRECISION_CHOICES:
         raise ValueError(f"unknown precision {precision!r}: choose one of {PRECISION_CHOICES}")
     if device.type == "cuda" or precision == "fp32":
         return check_precision(precision), contextlib.nullcontext()
     if precision == "fp16":
-        return "fp16-emulated", contextlib.nullcontext()
+        return "fp32", EmulatedFp16AutocastFp32Aware()
     return "fp32", EmulatedBf16Autocast()  # weights fp32, bf16-rounded matmuls around them
 
 
@@ -169,6 +217,8 @@ class BadBatchScenario:
     ``callbacks``, ``skip_steps`` (batches to leave out) and ``start`` (a checkpoint to resume
     from: the run continues at the step after it, with the same batches as the original run).
     ``clamp_loss=True`` is the code fix: the loss divides by ``mask.sum().clamp(min=1)``.
+    ``outliers={step: factor}`` multiplies the loss of those steps, hence every gradient, by
+    ``factor``: a finite outlier batch (e.g. 1e6), or an inf gradient (``math.inf``).
     """
 
     steps: int = 120
@@ -180,10 +230,19 @@ class BadBatchScenario:
     model_name: str = "tiny-gpt2"
     device: str | None = None
     clamp_loss: bool = False
+    outliers: dict[int, float] | None = None
 
     def __post_init__(self) -> None:
         if self.bad_step is not None and not 1 < self.bad_step <= self.steps:
             raise ValueError(f"bad_step must be None or in 2..steps, got {self.bad_step}")
+        for step, factor in (self.outliers or {}).items():
+            if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= self.steps:
+                raise ValueError(f"outliers: step {step!r} is not in 1..{self.steps}")
+            if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0:
+                raise ValueError(
+                    f"outliers: the factor of step {step} must be a positive number "
+                    f"(math.inf for an inf gradient), got {factor!r}"
+                )
         self._tokenizer = None
         self._batches = None
 
@@ -266,6 +325,12 @@ class BadBatchScenario:
         wanted = [s for s in range(first, last + 1) if s not in skip]
         batches = [self.batches[s - 1] for s in wanted]
 
+        factors = [(self.outliers or {}).get(s, 1.0) for s in wanted]
+        outlier_hook = None
+        if any(factor != 1.0 for factor in factors):
+            model.loss_function = _StepWeightedLoss(model.loss_function, factors)
+            outlier_hook = model.register_forward_pre_hook(model.loss_function.next_step)
+
         def make_optimizer(params):
             optimizer = torch.optim.AdamW(params, lr=lr)
             if saved_optimizer is not None:  # AdamW's moments as they were at the checkpoint
@@ -275,21 +340,31 @@ class BadBatchScenario:
                     group["lr"] = lr
             return optimizer
 
-        with context:
-            history = train(
-                model,
-                batches,
-                steps=len(batches),
-                precision=loop_precision,
-                max_grad_norm=max_grad_norm,
-                device=device,
-                seed=self.seed,
-                make_optimizer=make_optimizer,
-                callbacks=callbacks,
-                progress=progress,
-            )
+        # emulated fp16 runs with the scaler real fp16 autocast needs (the loop's "fp32" has none)
+        scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else "auto"
+        try:
+            with context:
+                history = train(
+                    model,
+                    batches,
+                    steps=len(batches),
+                    precision=loop_precision,
+                    max_grad_norm=max_grad_norm,
+                    device=device,
+                    seed=self.seed,
+                    make_optimizer=make_optimizer,
+                    callbacks=callbacks,
+                    progress=progress,
+                    scaler=scaler,
+                )
+        finally:
+            if outlier_hook is not None:
+                outlier_hook.remove()
+                model.loss_function = model.loss_function.loss
         if isinstance(context, EmulatedBf16Autocast):
             history.precision = "bf16 (emulated)"
+        elif isinstance(context, EmulatedFp16Autocast):
+            history.precision = "fp16 (emulated) + GradScaler"
         for record, step in zip(history.records, wanted, strict=False):
             record.step = step
         self.last_model = model
@@ -329,6 +404,22 @@ class BadBatchScenario:
         return trainer
 
 
+class _StepWeightedLoss:
+    """A loss function whose n-th call (n-th training step) is multiplied by ``factors[n]``; a
+    forward pre-hook calls ``next_step`` before each forward pass."""
+
+    def __init__(self, loss, factors: list[float]) -> None:
+        self.loss, self.factors, self.calls = loss, factors, -1
+
+    def next_step(self, module, args) -> None:
+        self.calls += 1
+
+    def __call__(self, *args, **kwargs):
+        factor = self.factors[self.calls] if 0 <= self.calls < len(self.factors) else 1.0
+        loss = self.loss(*args, **kwargs)
+        return loss * factor if factor != 1.0 else loss
+
+
 class _InOrder(torch.utils.data.IterableDataset):
     """The scenario's batches, in order (the Trainer would shuffle a map-style dataset)."""
 
@@ -349,49 +440,195 @@ def _unwrap(items: list[dict]) -> dict:
 # ----------------------------------------------------------------------------- scenario 2
 
 
-def grow_attention_logits(model: torch.nn.Module, factor: float) -> torch.nn.Module:
-    """Multiply every GPT-2 attention layer's query projection by ``factor``, in place: every
-    attention logit q.k grows by ``factor``, as long training can make it grow ("attention logit
-    growth", Dehghani et al. 2023, https://arxiv.org/abs/2302.05442)."""
+def grow_residual_stream(model: torch.nn.Module, factor: float) -> torch.nn.Module:
+    """Multiply a GPT-2's residual stream by ``factor`` without changing what it computes, in
+    place: the token and position embeddings and the output projection (``c_proj``, weight and
+    bias) of every attention and MLP block are multiplied by ``factor``. Every LayerNorm divides
+    the scale out again (up to its ``eps``), so the loss is unchanged in fp32, but the residual
+    stream and the ``c_proj`` outputs are ``factor`` times larger: the state of models whose
+    activations grew during (bf16) pre-training, such as T5's MLP output projection ``wo``
+    (https://github.com/huggingface/transformers/issues/5651). The output layer is untied from
+    the embeddings first (it keeps the original values), so the logits do not grow."""
+    if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not factor > 0:
+        raise ValueError(f"factor must be a positive number, got {factor!r}")
+    if not math.isfinite(factor):
+        raise ValueError(f"factor must be finite, got {factor!r}")
+    transformer = getattr(model, "transformer", None)
+    if transformer is None or not hasattr(transformer, "wte") or not hasattr(model, "lm_head"):
+        raise TypeError(
+            f"expected a GPT-2 language model (GPT2LMHeadModel), got {type(model).__name__}"
+        )
     with torch.no_grad():
-        for block in model.transformer.h:
-            width = block.attn.embed_dim
-            block.attn.c_attn.weight[:, :width] *= factor  # Conv1D: columns [0, width) = queries
-            block.attn.c_attn.bias[:width] *= factor
+        if model.lm_head.weight is transformer.wte.weight:  # tied: give the head its own copy
+            model.lm_head.weight = torch.nn.Parameter(transformer.wte.weight.detach().clone())
+            model.config.tie_word_embeddings = False
+        transformer.wte.weight *= factor
+        transformer.wpe.weight *= factor
+        for block in transformer.h:
+            for projection in (block.attn.c_proj, block.mlp.c_proj):
+                projection.weight *= factor
+                projection.bias *= factor
     return model
+
+
+def keep_in_fp32(model: torch.nn.Module, names: Iterable[str]) -> list[str]:
+    """Run the modules named ``names`` (exact names, or endings such as "mlp.c_proj") outside
+    autocast, in fp32: ``torch.autocast(device_type, enabled=False)`` and fp32 inputs on a GPU,
+    ``full_precision()`` for the CPU emulations. What transformers'
+    ``_keep_in_fp32_modules = ["wo"]`` does for T5 when a model is loaded in fp16. Returns the
+    names of the modules it wrapped."""
+    if isinstance(names, str):
+        names = [names]
+    names = list(names)
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise ValueError(f"names must be non-empty module names, got {names!r}")
+    wrapped = []
+    for name, module in model.named_modules():
+        if any(name == wanted or name.endswith("." + wanted) for wanted in names):
+            module.forward = _in_fp32(module.forward)
+            wrapped.append(name)
+    if not wrapped:
+        raise ValueError(f"no module of the model matches {names!r}")
+    return wrapped
+
+
+def _in_fp32(forward):
+    @functools.wraps(forward)
+    def run(*args, **kwargs):
+        device_type = next((a.device.type for a in args if isinstance(a, torch.Tensor)), "cpu")
+        args = [a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+                for a in args]  # fmt: skip
+        with full_precision(), torch.autocast(device_type, enabled=False):
+            return forward(*args, **kwargs)
+
+    return run
+
+
+def upcast_attention_scores(model: torch.nn.Module) -> None:
+    """GPT-2's ``reorder_and_upcast_attn``, switched on in every attention layer: the scores
+    q.k are computed in fp32 with autocast disabled (``torch.baddbmm``, scaled before the sum),
+    the softmax in fp32; the rest of attention stays in the autocast dtype."""
+    for module in model.modules():
+        if hasattr(module, "reorder_and_upcast_attn") and hasattr(
+            module, "_upcast_and_reordered_attn"
+        ):
+            module.reorder_and_upcast_attn = True
+            original = module._upcast_and_reordered_attn
+
+            @functools.wraps(original)
+            def scores_in_fp32(*args, _original=original, **kwargs):
+                with full_precision({"baddbmm"}):  # what its autocast(enabled=False) does
+                    return _original(*args, **kwargs)
+
+            module._upcast_and_reordered_attn = scores_in_fp32
+    model.config.reorder_and_upcast_attn = True
 
 
 @dataclasses.dataclass
 class Fp16RangeScenario(BadBatchScenario):
-    """The same fine-tuning, without a bad batch, on a model whose attention logits were grown
-    (``grow_attention_logits``), with eager attention, which computes the logits as a matrix of
-    the autocast dtype: in fp16 they pass 65504 in every layer and every batch; in bf16 (largest
-    value about 3.4e38) they stay finite.
+    """The same fine-tuning (no bad batch) on a model whose residual stream has grown past
+    what fp16 holds (``grow_residual_stream``): same function, same fp32 and bf16 losses, but
+    the output projections' results pass 65504, so every fp16 forward pass overflows.
 
-    ``logit_growth=None`` chooses the growth factor from the model: a power of two that puts the
-    smallest per-layer, per-batch largest logit at least ``margin`` times above 65504 (checked on
-    every batch of the run). ``applied_growth`` holds the factor used.
+    ``growth=None`` chooses the factor from the model: the smallest power of two that puts the
+    largest ``c_proj`` output at least ``margin`` times above 65504 in every batch of the run
+    (on a CPU, in emulated fp16). ``applied_growth`` holds the factor used.
+
+    ``train(...)`` takes the fixes to try: ``precision``, ``lr``, ``max_grad_norm``,
+    ``keep_fp32`` (module names, see ``keep_in_fp32``) and ``upcast_attention=True``.
+    ``heldout_loss(model, precision)`` is the mean loss on held-out batches.
     """
 
-    steps: int = 12
+    steps: int = 20
     bad_step: int | None = None
-    logit_growth: float | None = None
-    margin: float = 4.0
+    lr: float = 3e-4
+    growth: float | None = None
+    margin: float = 2.0
+    heldout_batches: int = 4
 
-    def load_model(self):
+    def load_model(self, *, grown: bool = True):
         model = super().load_model()
-        model.set_attn_implementation("eager")
-        growth = self.logit_growth or getattr(self, "applied_growth", None)
+        model.set_attn_implementation("eager")  # the implementation GPT-2's upcast option needs
+        if not grown:
+            return model
+        growth = self.growth or getattr(self, "applied_growth", None)
         growth = growth or self._growth_for(model)
         self.applied_growth = growth
-        return grow_attention_logits(model, growth)
+        return grow_residual_stream(model, growth)
 
     def _growth_for(self, model) -> float:
-        from course_utils.attention_overflow import attention_logit_max
-
-        smallest = min(min(attention_logit_max(model, batch)) for batch in self.batches)
-        needed = self.margin * torch.finfo(torch.float16).max / smallest
+        largest = min(projection_absmax(model, batch) for batch in self.batches)
+        needed = self.margin * torch.finfo(torch.float16).max / largest
         return float(2 ** math.ceil(math.log2(needed)))
+
+    def train(self, model=None, *, keep_fp32: Iterable[str] = (), upcast_attention: bool = False,
+              **settings):  # fmt: skip
+        model = self.load_model() if model is None else model
+        if keep_fp32:
+            keep_in_fp32(model, keep_fp32)
+        if upcast_attention:
+            upcast_attention_scores(model)
+        return super().train(model, **settings)
+
+    @property
+    def heldout(self) -> list[dict]:
+        """Held-out batches (the shipped "heldout" split), encoded like the training ones."""
+        if getattr(self, "_heldout", None) is None:
+            from course_utils.finetune import dataset_path
+
+            pairs = []
+            with dataset_path("heldout").open(encoding="utf-8") as file:
+                for line in file:
+                    if line.strip():
+                        question, answer = json.loads(line)["text"].split("\n", 1)
+                        pairs.append((question + "\n", answer))
+            size = self.batch_size
+            pairs = pairs[: size * self.heldout_batches]
+            self._heldout = [
+                encode_sft_batch(self.tokenizer, pairs[i : i + size], self.max_length)
+                for i in range(0, len(pairs), size)
+            ]
+        return self._heldout
+
+    def heldout_loss(self, model, precision: str = "fp32") -> float:
+        """Mean completion-only loss of ``model`` on the held-out batches, its forward pass in
+        ``precision`` ("fp32", "bf16", "fp16": emulated on a CPU, as in ``train``)."""
+        from course_utils.env import pick_device
+
+        device = pick_device(self.device)
+        loop_precision, context = training_precision(precision, device)
+        model.to(device).eval()
+        losses = []
+        try:
+            with torch.no_grad(), context, precision_context(loop_precision, device.type):
+                for batch in self.heldout:
+                    batch = {key: value.to(device) for key, value in batch.items()}
+                    losses.append(float(model(**batch).loss))
+        finally:
+            model.train()
+        return sum(losses) / len(losses)
+
+
+def projection_absmax(model: torch.nn.Module, batch: dict, precision: str = "fp32") -> float:
+    """The largest |value| any attention or MLP output projection (``c_proj``) of a GPT-2
+    produces on ``batch``, in one forward pass (fp32 by default)."""
+    largest = [0.0]
+
+    def hook(module, args, output):
+        largest[0] = max(largest[0], float(output.detach().abs().max()))
+
+    handles = [m.register_forward_hook(hook) for n, m in model.named_modules()
+               if n.endswith("c_proj")]  # fmt: skip
+    if not handles:
+        raise TypeError("projection_absmax needs a GPT-2 model (modules named ...c_proj)")
+    try:
+        device = next(model.parameters()).device
+        with torch.no_grad(), precision_context(precision, device.type):
+            model(**{key: value.to(device) for key, value in batch.items()})
+    finally:
+        for handle in handles:
+            handle.remove()
+    return largest[0]
 
 
 __all__ = [
@@ -399,8 +636,13 @@ __all__ = [
     "completion_only_loss",
     "EmulatedBf16Autocast",
     "Fp16RangeScenario",
+    "EmulatedFp16AutocastFp32Aware",
     "encode_sft_batch",
-    "grow_attention_logits",
+    "full_precision",
+    "grow_residual_stream",
+    "keep_in_fp32",
+    "projection_absmax",
+    "upcast_attention_scores",
     "long_questions",
     "qa_pairs",
     "training_precision",

@@ -212,3 +212,54 @@ def test_run_debugger_stops_at_nan_weights_and_leaves_its_hooks():
     broken = run_debugger(model, data)
     assert broken.raised and broken.stopped_at is not None
     assert all(not m._forward_hooks for m in model.modules())  # it worked on a copy
+
+
+def test_run_debugger_trace_mode_parses_every_frame():
+    from course_utils.nan import run_debugger
+
+    model, data = tiny_gpt2(), batch()
+    traced = run_debugger(model, data, trace=True)
+    assert not traced.raised
+    names = [name for name, _ in traced.frames]
+    assert "transformer.h.0.mlp.c_proj" in names and "transformer.h.1.attn.c_proj" in names
+    outputs = dict(traced.output_absmax("c_proj"))
+    with torch.no_grad():  # the parsed abs max is the one of the real output (printed to 3 digits)
+        hidden = model.transformer.h[0].ln_2(model.transformer.wte(data["input_ids"]))
+    assert outputs["transformer.h.0.mlp.c_proj"] > 0 and hidden.isfinite().all()
+    # an overflow in emulated fp16 is seen in trace mode as inf, without stopping
+    with torch.no_grad():
+        model.transformer.h[0].mlp.c_proj.bias.fill_(1e5)  # past 65504
+    over = run_debugger(model, data, precision="fp16-emulated", trace=True)
+    assert not over.raised and math.isinf(dict(over.output_absmax("h.0.mlp.c_proj")).popitem()[1])
+    stopped = run_debugger(model, data, precision="fp16-emulated")
+    assert stopped.raised and stopped.stopped_at == "transformer.h.0.mlp.c_proj"
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        run_debugger("model", data)
+    with pytest.raises(TypeError, match="dict"):
+        run_debugger(model, [1, 2])
+
+
+def test_largest_weight_change_and_adam_bound():
+    from course_utils.nan import adam_step_bound, largest_weight_change
+
+    model = tiny_gpt2()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert largest_weight_change(before, model) == 0.0
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    loss = model(**batch()).loss * 1e6  # an outlier: a million times the gradient
+    loss.backward()
+    optimizer.step()
+    moved = largest_weight_change(before, model)
+    # first step: m_hat / sqrt(v_hat) = g / |g| = 1, so every moved weight moved by lr
+    assert moved == pytest.approx(1e-3, rel=1e-3)
+    assert moved <= adam_step_bound(1e-3)
+    assert adam_step_bound(1e-3) == pytest.approx(1e-3 * 0.1 / math.sqrt(0.001))
+    assert adam_step_bound(1.0, (0.9, 0.99)) == 1.0  # (1 - b1) = sqrt(1 - b2): bound is lr
+    with pytest.raises(ValueError, match="lr"):
+        adam_step_bound(0)
+    with pytest.raises(ValueError, match="betas"):
+        adam_step_bound(1e-3, (1.0, 0.999))
+    with pytest.raises(TypeError, match="state dict"):
+        largest_weight_change([1], model)
+    with pytest.raises(ValueError, match="not in the state dict"):
+        largest_weight_change({}, model)

@@ -1,6 +1,7 @@
 """course_utils.scenarios (the reproducible NaN runs of notebook 06) and its exercise checks."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -11,10 +12,16 @@ from course_utils.nan import first_nonfinite_step, nonfinite_parameters
 from course_utils.scenarios import (
     BadBatchScenario,
     EmulatedBf16Autocast,
+    EmulatedFp16AutocastFp32Aware,
     Fp16RangeScenario,
     completion_only_loss,
     encode_sft_batch,
+    full_precision,
+    grow_residual_stream,
+    keep_in_fp32,
+    projection_absmax,
     training_precision,
+    upcast_attention_scores,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -51,7 +58,8 @@ def test_training_precision():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     mode, context = training_precision("bf16", cpu)
     assert mode == "fp32" and isinstance(context, EmulatedBf16Autocast)
-    assert training_precision("fp16", cpu)[0] == "fp16-emulated"
+    mode, context = training_precision("fp16", cpu)
+    assert mode == "fp32" and isinstance(context, EmulatedFp16AutocastFp32Aware)
     assert training_precision("bf16", cuda)[0] == "bf16"
     assert training_precision("fp32", cpu)[0] == "fp32"
     with pytest.raises(ValueError, match="unknown precision"):
@@ -139,10 +147,93 @@ def test_fp16_range_scenario():
     fp16 = scenario.train(precision="fp16")
     assert all(math.isnan(x) for x in fp16.losses) and fp16.skipped_steps == [1, 2]
     assert fp16[-1].loss_scale == 2.0**15  # halved once, after the first overflow
+    assert fp16.precision == "fp16 (emulated) + GradScaler"
     bf16 = scenario.train(precision="bf16")
     assert all(math.isfinite(x) for x in bf16.losses) and not bf16.skipped_steps
+    kept = scenario.train(precision="fp16", keep_fp32=["c_proj"])
+    assert all(math.isfinite(x) for x in kept.losses) and not kept.skipped_steps
     growth = scenario.applied_growth
     assert growth >= 1 and math.log2(growth).is_integer()
+    model = scenario.load_model()
+    assert all(
+        projection_absmax(model, b) > torch.finfo(torch.float16).max for b in scenario.batches
+    )
+
+
+def test_grow_residual_stream_keeps_the_function():
+    scenario = Fp16RangeScenario(steps=2, growth=1024.0)
+    original, grown = scenario.load_model(grown=False), scenario.load_model()
+    assert grown.lm_head.weight is not grown.transformer.wte.weight  # untied, head unchanged
+    assert torch.equal(grown.lm_head.weight, original.transformer.wte.weight)
+    batch = scenario.batches[0]
+    with torch.no_grad():  # the same loss: LayerNorm divides the scale out (up to its eps)
+        same = original(**batch).loss.item(), grown(**batch).loss.item()
+    assert same[1] == pytest.approx(same[0], rel=1e-4)
+    assert projection_absmax(grown, batch) > 500 * projection_absmax(original, batch)
+    for bad in (0, -2.0, math.inf, True, "2"):
+        with pytest.raises(ValueError, match="factor"):
+            grow_residual_stream(original, bad)
+    with pytest.raises(TypeError, match="GPT-2"):
+        grow_residual_stream(torch.nn.Linear(2, 2), 2.0)
+
+
+def test_keep_in_fp32_and_full_precision():
+    layer = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    with torch.no_grad():
+        layer[0].weight.fill_(3e4)
+    x = torch.ones(1, 4)
+    with EmulatedFp16AutocastFp32Aware():
+        assert torch.isinf(layer(x)).all()  # 4 x 3e4 = 1.2e5 > 65504
+        with full_precision():
+            assert torch.isfinite(layer(x)).all()
+        with full_precision({"matmul"}):  # another op: still rounded
+            assert torch.isinf(layer(x)).all()
+    assert keep_in_fp32(layer, "0") == ["0"]
+    with EmulatedFp16AutocastFp32Aware():
+        assert torch.isfinite(layer(x)).all()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(x).dtype is torch.float32  # real autocast is switched off in it too
+    with pytest.raises(ValueError, match="no module"):
+        keep_in_fp32(layer, ["c_proj"])
+    with pytest.raises(ValueError, match="non-empty"):
+        keep_in_fp32(layer, [])
+
+
+def test_upcast_attention_scores():
+    scenario = Fp16RangeScenario(steps=2, growth=1.0)
+    model = scenario.load_model()
+    upcast_attention_scores(model)
+    assert all(block.attn.reorder_and_upcast_attn for block in model.transformer.h)
+    with torch.no_grad():
+        plain = scenario.load_model()(**scenario.batches[0]).loss
+        upcast = model(**scenario.batches[0]).loss
+    assert upcast.item() == pytest.approx(plain.item(), rel=1e-4)
+
+
+def test_outliers():
+    scenario = BadBatchScenario(steps=3, bad_step=None, outliers={2: 1e6})
+    run = scenario.train(precision="fp32")
+    clean = BadBatchScenario(steps=3, bad_step=None).train(precision="fp32")
+    assert run.losses[0] == clean.losses[0]
+    assert run.losses[1] == pytest.approx(clean.losses[1] * 1e6, rel=1e-4)
+    assert all(math.isfinite(x) for x in run.losses)
+    assert scenario.last_model.loss_function.__class__.__name__ != "_StepWeightedLoss"
+    inf = BadBatchScenario(steps=3, bad_step=None, outliers={2: math.inf})
+    assert first_nonfinite_step(inf.train(precision="fp32", max_grad_norm=1.0)) == 2
+    for bad in ({0: 2.0}, {4: 2.0}, {2: 0}, {2: "x"}, {True: 2.0}):
+        with pytest.raises(ValueError, match="outliers"):
+            BadBatchScenario(steps=3, bad_step=None, outliers=bad)
+
+
+def test_heldout_loss():
+    scenario = Fp16RangeScenario(steps=2, growth=1.0, heldout_batches=2)
+    assert len(scenario.heldout) == 2
+    model = scenario.load_model()
+    loss = scenario.heldout_loss(model)
+    assert math.isfinite(loss) and model.training  # back in training mode
+    assert scenario.heldout_loss(model, "bf16") == pytest.approx(loss, rel=1e-2)
+    with pytest.raises(ValueError, match="unknown precision"):
+        scenario.heldout_loss(model, "fp8")
 
 
 def test_hf_trainer_runs_the_same_batches(tmp_path):
@@ -171,37 +262,48 @@ def test_exercise_find_bad_step():
 
 
 def test_exercise_overflowing_module():
-    from course_utils.exercises_06 import _fp16_report
+    from course_utils.exercises_06 import _grown
 
-    report = _fp16_report()
-    parent = report.module.rsplit(".", 1)[0]
-    assert parent.endswith(".attn") and not report.inputs_finite
-    assert exercises.evaluate("06.overflowing_module", parent).passed
-    reported = exercises.evaluate("06.overflowing_module", report.module)
-    assert not reported.passed and "inputs were" in reported.message
+    _, report = _grown()
+    assert report.module == "transformer.h.0.mlp.c_proj" and report.inputs_finite
+    assert exercises.evaluate("06.overflowing_module", report.module).passed
+    other = exercises.evaluate("06.overflowing_module", "transformer.h.1.mlp.c_proj")
+    assert not other.passed and "first one" in other.message
+    parent = exercises.evaluate("06.overflowing_module", "transformer.h.0.mlp")
+    assert not parent.passed and "submodule" in parent.message
     assert not exercises.evaluate("06.overflowing_module", "transformer.wte").passed
     assert not exercises.evaluate("06.overflowing_module", 3).passed
 
 
 def test_exercise_single_fix():
-    assert exercises.evaluate("06.single_fix", {"precision": "bf16"}).passed
+    assert exercises.evaluate("06.single_fix", {"keep_fp32": ["c_proj"]}).passed
+    bf16 = exercises.evaluate("06.single_fix", {"precision": "bf16"})
+    assert not bf16.passed and "T4" in bf16.message
     clip = exercises.evaluate("06.single_fix", {"max_grad_norm": 1.0})
     assert not clip.passed and "still has NaN" in clip.message
+    only_mlp = exercises.evaluate("06.single_fix", {"keep_fp32": ["mlp.c_proj"]})
+    assert not only_mlp.passed and "another module" in only_mlp.message
+    bad_name = exercises.evaluate("06.single_fix", {"keep_fp32": ["nope"]})
+    assert not bad_name.passed and "does not run" in bad_name.message
     assert not exercises.evaluate("06.single_fix", {"precision": "bf16", "lr": 1e-4}).passed
     assert not exercises.evaluate("06.single_fix", {"optimizer": "sgd"}).passed
+
+
+RIGHT = {"finite_outlier": "nothing", "nonfinite_value": "rollback_skip", "divergence": "lower_lr"}
 
 
 @pytest.mark.parametrize(
     ("answer", "passed", "words"),
     [
-        (("max_grad_norm", 1.0), True, "Correct"),
-        (("max_grad_norm", 0.5), True, "Correct"),
-        (("gradient_max_norm", 1.0), False, "no field"),
-        (("bf16", False), False, "precision is not the fix"),
-        (("learning_rate", 1e-5), False, "slows"),
-        (("max_grad_norm", 10.0), False, "no larger than 1.0"),
-        (("max_grad_norm", "1.0"), False, "takes a number"),
-        ("max_grad_norm", False, "pair"),
+        (RIGHT, True, "Correct"),
+        (RIGHT | {"finite_outlier": "max_grad_norm"}, False, "Kingma"),
+        (RIGHT | {"nonfinite_value": "max_grad_norm"}, False, "max_norm / NaN"),
+        (RIGHT | {"nonfinite_value": "fp32"}, False, "fp32 too"),
+        (RIGHT | {"divergence": "max_grad_norm"}, False, "clipping changes"),
+        (RIGHT | {"divergence": "gradient_max_norm"}, False, "is not one of"),
+        ({"finite_outlier": "nothing"}, False, "missing"),
+        (RIGHT | {"bf16": "nothing"}, False, "not a cause"),
+        (("max_grad_norm", 1.0), False, "dict"),
     ],
 )
 def test_exercise_tutorial_question(answer, passed, words):
@@ -210,9 +312,14 @@ def test_exercise_tutorial_question(answer, passed, words):
 
 
 def test_gradient_max_norm_really_is_not_a_field(tmp_path):
-    """The check's claim about TrainingArguments, verified on the installed transformers."""
+    """The notebook's claims about TrainingArguments and SFTConfig, on the installed versions."""
     from transformers import TrainingArguments
+    from trl import SFTConfig
 
     with pytest.raises(TypeError, match="gradient_max_norm"):
         TrainingArguments(output_dir=str(tmp_path), gradient_max_norm=1.0)
     assert TrainingArguments(output_dir=str(tmp_path)).max_grad_norm == 1.0
+    with warnings.catch_warnings():  # TRL 1.16's SFTConfig trips a transformers FutureWarning
+        warnings.simplefilter("ignore", FutureWarning)
+        config = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False)
+    assert config.max_grad_norm == 1.0
