@@ -517,9 +517,10 @@ def finfo_table() -> list[dict[str, Any]]:
 
 
 def finfo_table_text() -> str:
-    """``finfo_table()`` as a fixed-width text table (deterministic, for printed outputs)."""
+    """``finfo_table()`` as a fixed-width text table (deterministic, for printed outputs). The
+    ``finfo_agrees`` column is left out: notebook 01 compares with ``torch.finfo`` in the next cell."""
     columns = ["format", "bits", "exponent", "mantissa", "bias", "max", "min_normal"]
-    columns += ["min_subnormal", "eps", "digits", "inf", "finfo_agrees"]
+    columns += ["min_subnormal", "eps", "digits", "inf"]
     cells = [columns]
     for row in finfo_table():
         cells.append([_cell(row[c]) for c in columns])

@@ -267,7 +267,8 @@ def test_finfo_table_text_is_a_table():
     lines = F.finfo_table_text().splitlines()
     assert len(lines) == 1 + len(F.FORMATS)
     assert lines[0].split()[:3] == ["format", "bits", "exponent"]
-    assert lines[4].split()[:2] == ["bf16", "16"] and lines[4].split()[-1] == "True"
+    assert lines[4].split()[:2] == ["bf16", "16"] and lines[4].split()[-1] == "True"  # inf
+    assert lines[0].split()[-1] == "inf" and lines[5].split()[-1] == "False"  # e4m3fn: no inf
 
 
 # ---------------------------------------------------------------------------- overflow, NaN, lesson
