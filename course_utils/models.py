@@ -8,7 +8,7 @@ by ``scripts/build_tiny_model.py`` (``data/models/tiny-gpt2/build_info.json`` sa
 
 Which dtype the weights get: transformers 5's ``from_pretrained`` defaults to ``dtype="auto"``,
 the dtype the checkpoint was saved in. ``save_pretrained_as`` writes a copy of a model in another
-dtype (e.g. bf16, like most modern LLM checkpoints) and ``checkpoint_dtype`` reads which dtype a
+dtype (e.g. bf16, as many LLM checkpoints are saved) and ``checkpoint_dtype`` reads which dtype a
 folder will load in by default; notebook 04 (section 2) uses them to show that a bf16 checkpoint
 loads bf16 and then trains with no fp32 master weights unless ``dtype=torch.float32`` is passed.
 """
