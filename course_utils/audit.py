@@ -8,7 +8,9 @@ The audit watches the training forward passes and reports what happened:
 - the dtypes those layers produced (``nn.Linear``, GPT-2's ``Conv1D``, LoRA's A/B layers);
 - the dtype of the loss;
 - whether a ``torch.amp.GradScaler`` scaled the loss, its last scale, and skipped steps;
-- the dtypes of the trainable and frozen weights at the end;
+- the dtypes of the trainable and frozen weights at the end: trainable weights in 16 bits mean
+  *pure* 16-bit training, with no fp32 master weights (what ``bf16=True`` gives on a model loaded
+  from a bf16 checkpoint, since transformers 5's ``from_pretrained`` defaults to ``dtype="auto"``);
 
 and compares that with what was requested (``args.bf16`` / ``args.fp16`` of a Trainer, or
 ``expected=`` when you drive the loop yourself). Two ways to use it::
@@ -86,6 +88,10 @@ class AuditReport:
             return "nothing recorded"
         if len(self.autocast_dtypes) > 1:
             return "mixed: autocast with " + " and ".join(self.autocast_dtypes)
+        pure = self.pure_16_bit
+        if pure is not None:
+            how = f"{_short(self.autocast)} autocast" if self.autocast else "no autocast"
+            return f"pure {_short(pure)} ({how}, {_short(pure)} trainable weights)"
         if self.autocast is not None:
             name = _short(self.autocast)
             return f"{name} autocast" + (" + GradScaler" if self.scaler_steps else "")
@@ -96,6 +102,19 @@ class AuditReport:
         return " + ".join(_short(d) for d in low) + " weights (no autocast)"
 
     @property
+    def pure_16_bit(self) -> str | None:
+        """The 16-bit dtype ("bfloat16", "float16") of the trainable weights when they are all in
+        one 16-bit dtype: then there are no fp32 master weights and every optimizer update is
+        rounded to 16 bits. None when they are fp32 (mixed precision keeps them there), mixed, or
+        unknown."""
+        trainable = set(self.weight_dtypes.get("trainable", {}))
+        if len(trainable) == 1:
+            (dtype,) = trainable
+            if dtype in ("bfloat16", "float16"):
+                return dtype
+        return None
+
+    @property
     def ran_precision(self) -> str | None:
         """The precision that ran, as a request would name it: "fp32", "bf16", "fp16" (None when
         nothing was recorded or several ran)."""
@@ -103,6 +122,8 @@ class AuditReport:
             return None
         if self.autocast is not None:
             return _short(self.autocast)
+        if self.pure_16_bit is not None:
+            return _short(self.pure_16_bit)
         outputs = {d for dtypes in self.linear_output_dtypes.values() for d in dtypes}
         low = outputs - {"float32"}
         return "fp32" if not low else (_short(low.pop()) if len(low) == 1 else None)
@@ -119,6 +140,15 @@ class AuditReport:
         if self.requested is not None and ran is not None and ran != self.requested:
             if not (self.requested == "fp32" and self.autocast is None):
                 found.append(self._mismatch_message(ran))
+        pure = self.pure_16_bit
+        if pure is not None:
+            found.append(
+                f"the trainable weights are {pure}: pure {_short(pure)} training, with no fp32 master "
+                f"weights, so every optimizer update is rounded to {_short(pure)} and updates smaller "
+                f"than half a {_short(pure)} spacing are lost. A checkpoint saved in {_short(pure)} "
+                f"loads in {_short(pure)} by default (transformers 5: from_pretrained(dtype='auto')); "
+                "for mixed precision load it with from_pretrained(..., dtype=torch.float32)."
+            )
         if self.autocast == "float16" and not self.scaler_steps:
             found.append(
                 "fp16 autocast ran without a GradScaler: small gradients underflow to zero in fp16. "
@@ -259,6 +289,7 @@ class PrecisionAudit(TrainerCallback):
         self._reset()
         self._requested = self.expected
         self._requested_from = "expected=" if self.expected else "not given"
+        self._skips_from_scaler = True  # a Trainer reports skipped steps; your own loop does not
         self._attach(self.model, self.scaler)
         return self
 
@@ -297,6 +328,7 @@ class PrecisionAudit(TrainerCallback):
         self._scaler_steps = 0
         self._scale: float | None = None
         self._skipped = 0
+        self._skips_from_scaler = False
         self._requested: str | None = None
         self._requested_from = "not given"
         self._notes: list[str] = []
@@ -335,9 +367,14 @@ class PrecisionAudit(TrainerCallback):
             return original_scale(outputs)
 
         def update(new_scale=None):
+            before = float(scaler.get_scale()) if scaler.is_enabled() else None
             original_update(new_scale)
             if scaler.is_enabled():
                 self._scale = float(scaler.get_scale())
+                # Around your own loop nobody else reports skips: GradScaler lowers its scale
+                # exactly when it found inf/NaN gradients and skipped optimizer.step().
+                if self._skips_from_scaler and new_scale is None and self._scale < before:
+                    self._skipped += 1
 
         scaler.scale, scaler.update = scale, update
 

@@ -12,6 +12,7 @@ AUDIT_OUTCOMES = (
     "fp16 autocast",
     "fp16 autocast + GradScaler",
     "bf16 weights (no autocast)",
+    "pure bf16 (bf16 autocast, bf16 trainable weights)",
 )
 # The GPU the exercise describes: a free-tier cloud notebook's T4.
 EXERCISE_GPU = ("Tesla T4", (7, 5))

@@ -213,9 +213,11 @@ def _check_no_conflict(precision: str, overrides: dict) -> None:
 
 
 def available_precisions(device: str | torch.device | None = None) -> tuple[str, ...]:
-    """The precisions a Trainer accepts on ``device`` (default: CUDA if present, else the CPU):
-    all three on a CPU (bf16 through ``use_cpu=True``, fp16 accepted but not applied) and on
-    GPUs with bf16; ("fp32", "fp16") on GPUs without bf16 (V100, T4), where ``bf16=True`` fails."""
+    """The precisions worth running on ``device`` (default: CUDA if present, else the CPU): all
+    three on a CPU (bf16 through ``use_cpu=True``; fp16 accepted but not applied by the Trainer)
+    and on GPUs with bf16 units; ("fp32", "fp16") on GPUs without them (V100, T4). There the
+    Trainer accepts ``bf16=True`` all the same, because ``torch.cuda.is_bf16_supported()`` counts
+    emulation by default; this asks ``including_emulation=False``."""
     device_type = torch.device(device).type if device is not None else _default_device_type()
     if device_type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
         return ("fp32", "fp16")

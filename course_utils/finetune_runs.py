@@ -3,7 +3,17 @@
 ``run_finetune(precision)`` loads a fresh model, trains it with ``SFTTrainer`` + LoRA under a
 ``PrecisionAudit``, and returns a ``RunResult``: losses per step, held-out loss every few steps
 (always computed in fp32, so runs are measured alike), time per step, memory, weight dtypes and
-the audit. ``compare(runs)`` tabulates several results; ``plot_runs(runs)`` overlays them.
+the audit. Every run is named by what the audit saw ran (``label``), never by the flag.
+
+``run_finetune_loop(precision)`` is the same fine-tuning (same model, LoRA, batches in the same
+order, the Trainer's own AdamW settings and clipping) driven by the course's loop
+(``course_utils.train.train``) instead of ``Trainer.train``. It exists for fp16 on a CPU: there
+the Trainer's ``fp16=True`` runs fp32 (accelerate turns fp16 off on a CPU), while the loop runs
+real fp16 autocast with a ``torch.amp.GradScaler``, and records the loss scale of every step and
+the steps the scaler skipped.
+
+``compare(runs)`` tabulates several results at a step they all reached; ``plot_runs(runs)``
+overlays them (with the loss scale when a run had one).
 
 Memory: on a GPU, ``cuda_peak_bytes`` is ``torch.cuda.max_memory_allocated()`` over training.
 Everywhere (CPU included) ``saved_bytes`` is what autograd kept for backward during one
@@ -17,6 +27,7 @@ with ``torch.autograd.graph.saved_tensors_hooks``; ``weight_bytes`` is the model
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -54,6 +65,9 @@ class RunResult:
     weight_dtypes: dict[str, dict[str, int]]  # "trainable"/"frozen" -> dtype -> count
     audit: dict  # AuditReport fields + "ran", "verdict", "problems"
     samples: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (prompt, answer)
+    engine: str = "Trainer"  # what drove the steps: "Trainer" or "course loop"
+    loss_scales: list[tuple[int, float]] = dataclasses.field(default_factory=list)  # (step, scale)
+    skipped_steps: list[int] = dataclasses.field(default_factory=list)  # steps the scaler skipped
 
     @property
     def final_eval_loss(self) -> float:
@@ -80,7 +94,7 @@ class RunResult:
         if unknown:
             raise ValueError(f"unknown RunResult fields: {', '.join(sorted(unknown))}")
         data = dict(data)
-        for key in ("train_loss", "eval_loss", "samples"):
+        for key in ("train_loss", "eval_loss", "samples", "loss_scales"):
             data[key] = [tuple(pair) for pair in data.get(key, [])]
         return cls(**data)
 
@@ -194,6 +208,7 @@ def run_finetune(
 
     ``base_dtype=torch.bfloat16`` loads the base model in bf16 (LoRA adapters stay fp32: PEFT
     upcasts them). ``prompts``: questions to answer (greedily) after training, in ``samples``.
+    ``label`` (default: what the audit saw ran, see ``audit_label``) names the run in tables.
     """
     from course_utils.models import load_model_and_tokenizer
 
@@ -227,14 +242,8 @@ def run_finetune(
     report = audit.report()
     peft_model = trainer.model
     samples = [(p, finetune.generate_answer(peft_model, tokenizer, p)) for p in prompts]
-    if label is None:
-        label = (
-            precision
-            if base_dtype == torch.float32
-            else f"{precision}, {dtype_name(base_dtype)} base"
-        )
     return RunResult(
-        label=label,
+        label=label or audit_label(report, precision),
         precision=precision,
         base_dtype=dtype_name(base_dtype),
         model=model_name,
@@ -261,33 +270,234 @@ def run_finetune(
     )
 
 
+def audit_label(report, requested: str) -> str:
+    """A run's name in tables and plots: what the audit saw ran, plus what was asked for when the
+    audit found a problem (``"fp32 (asked: fp16)"``), never the flag alone."""
+    return report.ran if report.ok else f"{report.ran} (asked: {requested})"
+
+
+class _EvalEvery:
+    """A ``course_utils.train`` callback: held-out loss (fp32) every ``every`` steps and at the
+    last one."""
+
+    def __init__(self, tokenizer, dataset, *, every: int, steps: int, max_length: int):
+        self.tokenizer, self.dataset = tokenizer, dataset
+        self.every, self.steps, self.max_length = every, steps, max_length
+        self.eval_loss: list[tuple[int, float]] = []
+
+    def on_step_end(self, state) -> None:
+        if self.every and (state.step % self.every == 0 or state.step == self.steps):
+            loss = finetune.text_loss(
+                state.model, self.tokenizer, self.dataset, max_length=self.max_length
+            )
+            self.eval_loss.append((state.step, loss))
+
+
+def run_finetune_loop(
+    precision: str = "fp16",
+    *,
+    model_name: str = "tiny-gpt2",
+    steps: int = 30,
+    batch_size: int = finetune.DEFAULT_BATCH_SIZE,
+    learning_rate: float = finetune.DEFAULT_LEARNING_RATE,
+    max_length: int = finetune.DEFAULT_MAX_LENGTH,
+    eval_every: int = 10,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    init_scale: float = 2.0**16,
+    train_dataset=None,
+    eval_dataset=None,
+    progress: bool = False,
+    label: str | None = None,
+) -> RunResult:
+    """The LoRA fine-tuning of ``run_finetune``, with the steps driven by the course's loop.
+
+    Everything but the loop comes from the Trainer: ``SFTTrainer`` builds the PEFT model and the
+    batches (its own dataloader, so the same examples in the same order), and the optimizer is
+    the Trainer's (``Trainer.get_optimizer_cls_and_kwargs``: AdamW, same betas, eps and learning
+    rate) with its gradient clipping (``max_grad_norm``). The loop then runs ``precision``:
+    "fp32", "bf16" (autocast) or "fp16" (autocast + ``torch.amp.GradScaler(init_scale=...)``),
+    which is what the Trainer does with ``fp16=True`` on a GPU and does not do on a CPU.
+
+    Taught in notebook 05, section 3 ("fp16 for real on a CPU"). On a CPU, fp16 matmuls have no
+    fast kernels: keep ``steps`` and the model small.
+    """
+    from transformers import Trainer
+
+    from course_utils.models import load_model_and_tokenizer
+    from course_utils.train import train
+
+    if precision not in finetune.PRECISIONS:
+        raise ValueError(
+            f"unknown precision {precision!r}: choose one of {', '.join(finetune.PRECISIONS)}"
+        )
+    if isinstance(init_scale, bool) or not isinstance(init_scale, int | float):
+        raise TypeError(f"init_scale must be a number, got {init_scale!r}")
+    if not math.isfinite(init_scale) or init_scale <= 0:
+        raise ValueError(f"init_scale must be finite and > 0, got {init_scale}")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    train_dataset = train_dataset if train_dataset is not None else finetune.load_finetune_dataset()
+    eval_dataset = (
+        eval_dataset if eval_dataset is not None else finetune.load_finetune_dataset("heldout")
+    )
+    seed_everything(seed)  # the same sequence as run_finetune: same LoRA initialisation
+    model, tokenizer = load_model_and_tokenizer(model_name, device=device)
+    args = finetune.sft_config(
+        "fp32",  # the Trainer only builds things here; the loop decides the precision
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=max_length,
+        seed=seed,
+        device=device,
+    )
+    trainer = finetune.sft_trainer(
+        model, tokenizer, args, train_dataset, peft_config=finetune.lora_config()
+    )
+    peft_model = trainer.model
+    batches = list(itertools.islice(trainer.get_train_dataloader(), steps))
+    if len(batches) < steps:
+        raise ValueError(
+            f"train_dataset gives {len(batches)} batches of {batch_size}, fewer than steps={steps}"
+        )
+    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, peft_model)
+    scaler = (
+        torch.amp.GradScaler(device.type, init_scale=float(init_scale))
+        if precision == "fp16"
+        else None
+    )
+    evaluator = _EvalEvery(
+        tokenizer, eval_dataset, every=eval_every, steps=steps, max_length=max_length
+    )
+    before = finetune.text_loss(peft_model, tokenizer, eval_dataset, max_length=max_length)
+    meter = SavedTensorMeter(peft_model)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        with PrecisionAudit(peft_model, scaler=scaler, expected=precision) as audit:
+            history = train(
+                peft_model,
+                batches,
+                steps=steps,
+                precision=precision,
+                make_optimizer=lambda params: optimizer_cls(params, **optimizer_kwargs),
+                max_grad_norm=args.max_grad_norm,
+                scaler=scaler,
+                device=device,
+                seed=None,  # keep the Trainer's state: nothing random happens in these steps
+                callbacks=[evaluator],
+                progress=progress,
+                allow_slow_fp16=True,
+            )
+    finally:
+        saved_bytes = meter.close()
+    report = audit.report()
+    return RunResult(
+        label=label or audit_label(report, precision),
+        precision=precision,
+        base_dtype="float32",
+        model=model_name,
+        device=str(device),
+        steps=steps,
+        batch_size=batch_size,
+        max_length=max_length,
+        learning_rate=learning_rate,
+        train_loss=[(r.step, r.loss) for r in history],
+        eval_loss=[(0, before), *evaluator.eval_loss],
+        step_times_s=history.column("step_time_s"),
+        saved_bytes=saved_bytes,
+        weight_bytes=sum(p.numel() * p.element_size() for p in peft_model.parameters()),
+        trainable_params=sum(p.numel() for p in peft_model.parameters() if p.requires_grad),
+        cuda_peak_bytes=int(torch.cuda.max_memory_allocated(device))
+        if device.type == "cuda"
+        else None,
+        weight_dtypes=report.weight_dtypes,
+        audit=dict(
+            dataclasses.asdict(report),
+            ran=report.ran,
+            verdict=report.verdict,
+            problems=report.problems,
+        ),
+        engine="course loop",
+        loss_scales=[(r.step, r.loss_scale) for r in history] if scaler is not None else [],
+        skipped_steps=skipped_by_scaler(history.column("loss_scale"), scaler.get_scale())
+        if scaler is not None
+        else [],
+    )
+
+
+def skipped_by_scaler(scales: Sequence[float], final_scale: float) -> list[int]:
+    """The steps (1, 2, ...) a dynamic loss scaler skipped, from the scale each step used and the
+    scale after the last one: ``GradScaler`` halves its scale exactly when it finds inf/NaN
+    gradients and skips the update. (Watching for ``optimizer.step()`` calls is not enough: with
+    a fused optimizer, such as the Trainer's default ``adamw_torch_fused``, the scaler calls
+    ``step(found_inf=...)`` and the optimizer itself leaves the weights alone.)"""
+    if not scales:
+        return []
+    after = [*scales[1:], final_scale]
+    return [
+        step
+        for step, (used, next_) in enumerate(zip(scales, after, strict=True), 1)
+        if next_ < used
+    ]
+
+
 # ---------------------------------------------------------------------------------- comparing
 
 
-def compare(runs: list[RunResult]) -> str:
-    """A fixed-width table: what ran, time per step, memory, held-out loss before -> after."""
+def common_eval_step(runs: Sequence[RunResult]) -> int:
+    """The last step at which every run measured its held-out loss (so a table compares like with
+    like, even when runs trained for different numbers of steps)."""
+    if not runs:
+        raise ValueError("no runs to compare")
+    shared = set.intersection(*({step for step, _ in run.eval_loss} for run in runs))
+    if not shared:
+        raise ValueError("these runs share no step at which they all measured the held-out loss")
+    return max(shared)
+
+
+def compare(runs: Sequence[RunResult], at_step: int | None = None) -> str:
+    """A fixed-width table: what ran (the audit), what was asked, which loop, steps trained, time
+    per step, memory, and the held-out loss before training -> at ``at_step`` (default: the last
+    step every run measured, ``common_eval_step``), the same step for every row."""
+    step = common_eval_step(runs) if at_step is None else at_step
+    loss_header = f"held-out 0 -> {step}"
     header = (
-        f"{'run':<24} {'ran (audit)':<28} {'ms/step':>8} {'saved MiB':>10} {'weights MiB':>12} "
-        f"{'CUDA peak MiB':>14} {'eval loss':>17}"
+        f"{'run (what the audit saw)':<34} {'asked':<5} {'loop':<11} {'steps':>5} {'ms/step':>8} "
+        f"{'saved MiB':>9} {'weights MiB':>11} {'CUDA peak MiB':>13} {loss_header:>17}"
     )
     lines = [header, "-" * len(header)]
     for run in runs:
+        losses = dict(run.eval_loss)
+        if step not in losses:
+            raise ValueError(f"run {run.label!r} has no held-out loss at step {step}")
         peak = f"{run.cuda_peak_bytes / 2**20:.1f}" if run.cuda_peak_bytes else "n/a (CPU)"
         lines.append(
-            f"{run.label:<24} {run.audit['ran']:<28} {1e3 * run.time_per_step_s:>8.1f} "
-            f"{run.saved_bytes / 2**20:>10.2f} {run.weight_bytes / 2**20:>12.2f} {peak:>14} "
-            f"{run.first_eval_loss:>7.3f} -> {run.final_eval_loss:<6.3f}"
+            f"{run.label:<34} {run.precision:<5} {run.engine:<11} {run.steps:>5} "
+            f"{1e3 * run.time_per_step_s:>8.1f} {run.saved_bytes / 2**20:>9.2f} "
+            f"{run.weight_bytes / 2**20:>11.2f} {peak:>13} "
+            f"{losses[0]:>7.3f} -> {losses[step]:<6.3f}"
         )
     return "\n".join(lines)
 
 
-def plot_runs(runs: list[RunResult], title: str | None = None):
-    """Training loss per step (thin) and held-out loss (markers) of every run, overlaid."""
+def plot_runs(runs: Sequence[RunResult], title: str | None = None, show_scale: bool | None = None):
+    """Training loss per step (thin) and held-out loss (markers) of every run, overlaid, each
+    named by what its audit saw. With ``show_scale`` (default: when a run had a loss scaler) a
+    second panel shows each scaled run's loss scale per step, its skipped steps marked."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    # Runs can coincide (fp16 on a CPU is the fp32 run): widths, dashes and markers keep each visible.
-    styles = [("-", "o", 3.0, 10), ("--", "s", 1.8, 7), (":", "^", 1.5, 5)]
+    scaled = [run for run in runs if run.loss_scales]
+    show_scale = bool(scaled) if show_scale is None else show_scale
+    if show_scale:
+        fig, (ax, scale_ax) = plt.subplots(
+            2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
+        )
+    else:
+        fig, ax = plt.subplots(figsize=(11, 4.5))
+    # Runs can coincide (fp16=True on a CPU is the fp32 run): widths, dashes and markers keep
+    # each one visible.
+    styles = [("-", "o", 3.0, 10), ("--", "s", 1.8, 7), (":", "^", 1.5, 5), ("-.", "D", 1.2, 4)]
     for i, run in enumerate(runs):
         color = f"C{i}"
         dash, marker, width, size = styles[i % len(styles)]
@@ -312,10 +522,25 @@ def plot_runs(runs: list[RunResult], title: str | None = None):
             color=color,
             label=f"{run.label}: held-out (fp32 eval)",
         )
-    ax.set_xlabel("optimizer step")
+        if show_scale and run.loss_scales:
+            s_steps, scales = zip(*run.loss_scales, strict=True)
+            scale_ax.step(s_steps, scales, where="post", color=color, label=run.label)
+            skipped = [(st, sc) for st, sc in run.loss_scales if st in set(run.skipped_steps)]
+            if skipped:
+                scale_ax.plot(*zip(*skipped, strict=True), "x", color="black", label="skipped step")
     ax.set_ylabel("loss (nats/token)")
     ax.set_title(title or "Same LoRA fine-tuning, different precisions")
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(
+        fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+    )  # beside, not over, the lines
+    if show_scale:
+        scale_ax.set_yscale("log", base=2)
+        scale_ax.set_ylabel("loss scale")
+        scale_ax.set_xlabel("optimizer step")
+        if scaled:
+            scale_ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.set_xlabel("optimizer step")
     fig.tight_layout()
     return fig
 

@@ -1,5 +1,7 @@
 """The precision audit: what it records, its verdicts, and that it catches the Trainer's silent cases."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -104,10 +106,10 @@ def test_evaluation_under_no_grad_is_not_counted():
 
 
 def test_16_bit_weights_without_autocast_are_named_and_not_called_mixed_precision():
-    model = TinyRegressor().to(torch.bfloat16)
+    model = TinyRegressor().to(torch.bfloat16).requires_grad_(False)  # frozen, like a LoRA base
     with PrecisionAudit(model, expected="fp32") as audit:
-        x, y = torch.randn(4, 8, dtype=torch.bfloat16), torch.randn(4, 1, dtype=torch.bfloat16)
-        model(x=x, y=y).backward()
+        x = torch.randn(4, 8, dtype=torch.bfloat16, requires_grad=True)
+        model(x=x, y=torch.randn(4, 1, dtype=torch.bfloat16)).backward()
     report = audit.report()
     assert report.ran == "bf16 weights (no autocast)"
     assert report.ok
@@ -246,3 +248,77 @@ def test_trainer_fp16_on_cuda_uses_autocast_and_a_grad_scaler():
     report = _train_one_step(fp16=True, bf16=False)
     assert report.ran == "fp16 autocast + GradScaler" and report.ok
     assert report.scaler_steps == 1 and report.scaler_scale is not None
+
+
+# ------------------------------------------------------------------ pure 16-bit training
+
+
+def _full_finetune_steps(model, n=2):
+    """``n`` AdamW steps of bf16 autocast on every weight (full fine-tuning), as ``bf16=True``
+    does; returns nothing, the audit watches."""
+    model.train()  # from_pretrained returns a model in eval mode; the audit counts training steps
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ids = torch.randint(0, 128, (2, 8), generator=torch.Generator().manual_seed(0))
+    for _ in range(n):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+
+def test_a_bf16_checkpoint_loaded_the_default_way_trains_pure_bf16_and_is_flagged(tmp_path):
+    from tiny_models import tiny_gpt2
+    from transformers import AutoModelForCausalLM
+
+    tiny_gpt2().to(torch.bfloat16).save_pretrained(tmp_path)  # a checkpoint saved in bf16
+
+    default = AutoModelForCausalLM.from_pretrained(tmp_path)  # transformers 5: dtype="auto"
+    assert default.dtype is torch.bfloat16
+    with PrecisionAudit(default, expected="bf16") as audit:
+        _full_finetune_steps(default)
+    report = audit.report()
+    assert report.pure_16_bit == "bfloat16"
+    assert report.ran == "pure bf16 (bf16 autocast, bf16 trainable weights)"
+    assert not report.ok and "no fp32 master weights" in report.problems[0]
+    assert "dtype=torch.float32" in report.problems[0] and report.verdict.startswith("MISMATCH")
+
+    upcast = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
+    assert upcast.dtype is torch.float32
+    with PrecisionAudit(upcast, expected="bf16") as audit:
+        _full_finetune_steps(upcast)
+    report = audit.report()
+    assert report.pure_16_bit is None and report.ran == "bf16 autocast" and report.ok
+
+
+def test_frozen_16_bit_weights_with_fp32_adapters_are_not_pure_16_bit():
+    model = TinyRegressor().to(torch.bfloat16)
+    model.up.requires_grad_(False)  # frozen bf16, like a LoRA base
+    model.down.float()  # trainable fp32, like LoRA adapters
+    report = AuditReport(
+        steps=1,
+        requested="fp32",
+        requested_from="expected=",
+        autocast_dtypes=(),
+        linear_output_dtypes={"Linear": ("bfloat16", "float32")},
+        loss_dtypes=("float32",),
+        scaler_present=False,
+        scaler_steps=0,
+        scaler_scale=None,
+        skipped_steps=0,
+        weight_dtypes={"trainable": {"float32": 17}, "frozen": {"bfloat16": 144}},
+    )
+    assert report.pure_16_bit is None and report.ok
+    pure = dataclasses.replace(report, weight_dtypes={"trainable": {"bfloat16": 17}, "frozen": {}})
+    assert pure.pure_16_bit == "bfloat16" and not pure.ok
+    assert pure.ran == "pure bf16 (no autocast, bf16 trainable weights)"
+
+
+def test_skipped_steps_are_counted_around_your_own_loop():
+    model = TinyRegressor()
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**60)  # overflows fp16 at once
+    with PrecisionAudit(model, scaler=scaler, expected="fp16") as audit:
+        _steps(model, n=3, autocast=torch.float16, scaler=scaler)
+    report = audit.report()
+    assert report.skipped_steps == 3 and report.scaler_scale == 2.0**57
+    assert "skipped 3 optimizer step(s)" in str(report)

@@ -228,3 +228,107 @@ def test_exercise_check_accepts_the_plan_and_explains_wrong_ones():
         in evaluate("05.precision_plan", {"precision": "fp16", "ran_on_gpu": "x"}).message
     )
     assert not evaluate("05.precision_plan", ...).passed
+
+
+# ------------------------------------------------------------------ runs: Trainer and course loop
+
+
+def _run(label, steps, eval_loss, **extra):
+    from course_utils.finetune_runs import RunResult
+
+    fields = dict(
+        label=label, precision="fp32", base_dtype="float32", model="tiny-gpt2", device="cpu",
+        steps=steps, batch_size=4, max_length=64, learning_rate=5e-3,
+        train_loss=[(s, 5.0) for s in range(1, steps + 1)], eval_loss=eval_loss,
+        step_times_s=[0.1] * steps, saved_bytes=2**20, weight_bytes=2**21, trainable_params=10,
+        cuda_peak_bytes=None, weight_dtypes={"trainable": {"float32": 10}, "frozen": {}},
+        audit={"ran": label},
+    )  # fmt: skip
+    fields.update(extra)
+    return RunResult(**fields)
+
+
+def test_compare_puts_runs_of_different_lengths_side_by_side_at_a_shared_step():
+    from course_utils.finetune_runs import common_eval_step, compare
+
+    long = _run("fp32", 30, [(0, 5.5), (10, 4.0), (20, 3.5), (30, 3.2)])
+    short = _run("bf16 weights (no autocast)", 10, [(0, 5.5), (10, 3.9)])
+    assert common_eval_step([long, short]) == 10
+    table = compare([long, short])
+    header, _, first, second = table.splitlines()
+    assert "steps" in header and "held-out 0 -> 10" in header
+    assert first.rstrip().endswith("5.500 -> 4.000") and " 30 " in first
+    assert second.rstrip().endswith("5.500 -> 3.900") and " 10 " in second
+    with pytest.raises(ValueError, match="no held-out loss at step 30"):
+        compare([long, short], at_step=30)
+    with pytest.raises(ValueError, match="share no step"):
+        common_eval_step([_run("a", 1, [(1, 1.0)]), _run("b", 2, [(2, 1.0)])])
+    with pytest.raises(ValueError, match="no runs"):
+        common_eval_step([])
+
+
+def test_run_results_round_trip_with_the_loop_fields():
+    import dataclasses
+
+    from course_utils.finetune_runs import RunResult
+
+    run = _run("fp16 autocast + GradScaler", 2, [(0, 5.0)], engine="course loop",
+               loss_scales=[(1, 65536.0), (2, 32768.0)], skipped_steps=[1])  # fmt: skip
+    data = json.loads(json.dumps(dataclasses.asdict(run)))
+    assert RunResult.from_dict(data) == run
+    old = {k: v for k, v in data.items() if k not in ("engine", "loss_scales", "skipped_steps")}
+    assert RunResult.from_dict(old).engine == "Trainer"  # files written before these fields
+
+
+def test_skipped_steps_are_read_from_the_scale():
+    from course_utils.finetune_runs import skipped_by_scaler
+
+    assert skipped_by_scaler([2.0**24, 2.0**23, 2.0**23, 2.0**22], 2.0**22) == [1, 3]
+    assert skipped_by_scaler([65536.0, 65536.0], 32768.0) == [2]
+    assert skipped_by_scaler([65536.0, 131072.0], 131072.0) == []  # growth is not a skip
+    assert skipped_by_scaler([], 1.0) == []
+
+
+def test_run_finetune_loop_rejects_bad_input_before_loading_anything():
+    from course_utils.finetune_runs import run_finetune_loop
+
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        run_finetune_loop("fp8")
+    with pytest.raises(ValueError, match="init_scale must be finite and > 0"):
+        run_finetune_loop("fp16", init_scale=0)
+    with pytest.raises(TypeError, match="init_scale must be a number"):
+        run_finetune_loop("fp16", init_scale="65536")
+
+
+@needs_model
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU behaviour")
+def test_the_course_loop_reproduces_the_trainer_and_runs_real_fp16_on_a_cpu(one_thread):
+    from course_utils.finetune_runs import run_finetune, run_finetune_loop
+
+    small = dict(
+        steps=3,
+        eval_every=3,
+        train_dataset=finetune.load_finetune_dataset("train", limit=16),
+        eval_dataset=finetune.load_finetune_dataset("heldout", limit=8),
+    )
+    trainer_fp32 = run_finetune("fp32", **small)
+    trainer_fp16 = run_finetune("fp16", **small)  # fp16=True on a CPU: the Trainer runs fp32
+    assert trainer_fp32.label == "fp32" and trainer_fp16.label == "fp32 (asked: fp16)"
+    assert trainer_fp16.train_loss == trainer_fp32.train_loss
+
+    loop_fp32 = run_finetune_loop("fp32", **small)
+    assert loop_fp32.engine == "course loop" and loop_fp32.label == "fp32"
+    for (_, ours), (_, theirs) in zip(loop_fp32.train_loss, trainer_fp32.train_loss, strict=True):
+        assert ours == pytest.approx(theirs, abs=1e-3)
+
+    fp16 = run_finetune_loop("fp16", **small)
+    assert fp16.label == "fp16 autocast + GradScaler" and fp16.audit["scaler_steps"] == 3
+    assert fp16.loss_scales == [(1, 65536.0), (2, 65536.0), (3, 65536.0)]
+    assert fp16.skipped_steps == [] and fp16.eval_loss[-1][0] == 3
+    assert fp16.train_loss[0][1] != trainer_fp32.train_loss[0][1]  # fp16 rounding shows
+    assert fp16.train_loss[0][1] == pytest.approx(trainer_fp32.train_loss[0][1], abs=0.01)
+
+    high = run_finetune_loop("fp16", init_scale=2.0**30, **dict(small, eval_every=0))
+    assert high.skipped_steps == [1, 2, 3] and high.audit["skipped_steps"] == 3
+    assert [scale for _, scale in high.loss_scales] == [2.0**30, 2.0**29, 2.0**28]
