@@ -131,6 +131,15 @@ def build_model(name: str, seed: int = 0) -> nn.Module:
     raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
 
 
+def first_layer_norm(module: nn.Module) -> nn.LayerNorm:
+    """The first ``nn.LayerNorm`` inside ``module`` (GPT-2's ``ln_1``, the toy's ``norm1``): the
+    workers hook it to show in which dtype a layer norm runs under autocast and under FSDP2."""
+    for sub in module.modules():
+        if isinstance(sub, nn.LayerNorm):
+            return sub
+    raise TypeError(f"no nn.LayerNorm inside {type(module).__name__}")
+
+
 def blocks_of(model: nn.Module) -> list[nn.Module]:
     """The repeated blocks (what FSDP shards one by one): GPT-2's ``transformer.h`` or the toy's
     ``blocks``."""
@@ -150,14 +159,18 @@ def global_batch(vocab_size: int, world_size: int, batch_size: int, seq_len: int
     """The whole step's batch (``world_size * batch_size`` rows), the same on every rank, and a
     fresh one for every ``step`` (``step=0`` is kept for a held-out batch).
 
-    The data is a tiny language a model can learn in a few steps, so "the loss went down" can be
-    checked on held-out data: every row counts upward from its own random start, modulo 64
-    (``17, 18, ..., 63, 0, 1, ...``). A model that learns it predicts the next token exactly;
-    one that has not sees ``log(vocab_size)``."""
+    The data is a tiny language a model can learn, so "the loss went down" can be checked on
+    held-out data: every row counts upward from its own random start, modulo 64
+    (``17, 18, ..., 63, 0, 1, ...``). Training rows (``step >= 1``) start at even numbers and
+    held-out rows (``step=0``) at odd ones, so no held-out row is ever a training row (with only
+    64 possible rows, random starts would repeat them). A model that learns the rule predicts the
+    next token exactly; an untrained one sees about ``log(vocab_size)``; one that knows only
+    which 64 tokens occur, ``log(64)``."""
     if vocab_size < PATTERN_TOKENS:
         raise ValueError(f"vocab_size must be at least {PATTERN_TOKENS}, got {vocab_size}")
     generator = torch.Generator().manual_seed(1000 + step)
-    starts = torch.randint(0, PATTERN_TOKENS, (world_size * batch_size, 1), generator=generator)
+    half = torch.randint(0, PATTERN_TOKENS // 2, (world_size * batch_size, 1), generator=generator)
+    starts = 2 * half + (1 if step == 0 else 0)  # held-out rows: odd starts; training: even
     ids = (starts + torch.arange(seq_len)) % PATTERN_TOKENS
     return {"input_ids": ids, "labels": ids}
 

@@ -67,11 +67,20 @@ def main(argv=None) -> None:
     optimizer = torch.optim.AdamW(ddp.parameters(), lr=args.lr)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=args.precision == "fp16")
     losses, global_losses, step_times = [], [], []
+    norm_dtypes = {}  # autocast decides per op: in which dtype does a layer norm run?
+
+    def record_norm(_module, inputs, output):  # returns None: the output is kept
+        norm_dtypes.setdefault("in", inputs[0].dtype)
+        norm_dtypes.setdefault("out", output.dtype)
+
+    hook = W.first_layer_norm(W.blocks_of(ddp.module)[0]).register_forward_hook(record_norm)
     for step in range(1, args.steps + 1):
         started = time.perf_counter()
         batch = W.rank_batch(ctx, vocab, args.batch_size, args.seq_len, step)
         with autocast(ctx, args.precision):
             out = ddp(**batch)
+        if step == 1:
+            hook.remove()  # step 1 has shown the dtypes
         scaler.scale(out.loss).backward()  # DDP averages the gradients across ranks here
         scaler.unscale_(optimizer)
         if step == 1:
@@ -92,8 +101,8 @@ def main(argv=None) -> None:
     identical = W.same_on_all_ranks(W.param_checksum(ddp.module))
     weight_dtype = next(ddp.module.parameters()).dtype
     ctx.log(
-        f"logits {logits_dtype} | weights {weight_dtype} | grads {grad_dtype} | "
-        f"weights identical on all ranks: {identical}"
+        f"logits {logits_dtype} | layer norm in/out {norm_dtypes['in']}/{norm_dtypes['out']} | "
+        f"weights {weight_dtype} | grads {grad_dtype} | weights identical on all ranks: {identical}"
     )
     W.write_result(
         ctx,
@@ -106,6 +115,7 @@ def main(argv=None) -> None:
             "global_losses": global_losses,
             "step_times_s": step_times,
             "logits_dtype": str(logits_dtype),
+            "layer_norm_dtypes": [str(norm_dtypes["in"]), str(norm_dtypes["out"])],
             "weight_dtype": str(weight_dtype),
             "grad_dtype": str(grad_dtype),
             "weights_identical": identical,

@@ -151,11 +151,18 @@ def one_backward(ctx, model_name, policy_name, args):
     def record(_module, _inputs, output):  # a forward hook that returns None keeps the output
         seen.setdefault("block_output", (output[0] if isinstance(output, tuple) else output).dtype)
 
-    hook = block.register_forward_hook(record)
+    def record_norm(_module, _inputs, output):  # the policy casts per module: the norm too
+        seen.setdefault("layer_norm", output.dtype)
+
+    hooks = [
+        block.register_forward_hook(record),
+        W.first_layer_norm(block).register_forward_hook(record_norm),
+    ]
     batch = W.rank_batch(ctx, vocab, args.batch_size, args.seq_len, step=1)
     out = model(**batch)
     out.loss.backward()
-    hook.remove()
+    for hook in hooks:
+        hook.remove()
     param = next(model.parameters())
     local = param.to_local()
     info = {
@@ -163,6 +170,7 @@ def one_backward(ctx, model_name, policy_name, args):
         "local_shard_shape": list(local.shape),
         "full_shape": list(param.shape),
         "block_output_dtype": str(seen["block_output"]),
+        "layer_norm_dtype": str(seen["layer_norm"]),
         "logits_dtype": str(out.logits.dtype),
         "grad_dtype": str(param.grad.dtype),
         "loss": out.loss.item(),
@@ -197,7 +205,8 @@ def main(argv=None) -> None:
         i = infos[name]
         ctx.log(
             f"policy {name:9} | stored {i['sharded_param_dtype']} shard {i['local_shard_shape']} "
-            f"of {i['full_shape']} | block output {i['block_output_dtype']} | "
+            f"of {i['full_shape']} | layer norm out {i['layer_norm_dtype']} | "
+            f"block output {i['block_output_dtype']} | "
             f"grad {i['grad_dtype']} | loss {i['loss']:.4f}"
         )
     exact = grads["fp32"]

@@ -35,6 +35,8 @@ def test_ddp_with_bf16_autocast_on_two_gloo_ranks(ddp_run):
             "torch.bfloat16", "torch.float32", "torch.float32"
         )  # fmt: skip
         assert r["weights_identical"] and len(r["local_losses"]) == 3
+        # autocast decides per op: a layer norm on the fp32 residual stream stays fp32
+        assert r["layer_norm_dtypes"] == ["torch.float32", "torch.float32"]
     r0, r1 = ddp_run.results
     assert r0["global_losses"] == r1["global_losses"]  # all-reduced: the same on both ranks
     assert r0["local_losses"] != r1["local_losses"]  # but each rank saw its own slice
@@ -54,7 +56,8 @@ def test_fsdp2_policies_store_fp32_compute_bf16_and_bound_the_bf16_reduction(fsd
         )
         assert info["local_shard_shape"][0] * 2 == info["full_shape"][0]
         want = "torch.float32" if name == "fp32" else "torch.bfloat16"
-        assert info["block_output_dtype"] == want, name
+        # the policy casts per module: the layer norm inside the block runs in bf16 too
+        assert info["block_output_dtype"] == info["layer_norm_dtype"] == want, name
     errors = r0["grad_rel_errors"]
     assert errors == r1["grad_rel_errors"]  # every rank gathered the same full gradients
     assert 0 < errors["bf16/bf16 vs bf16/fp32"] < errors["bf16/fp32 vs fp32"] < 0.05
@@ -158,6 +161,13 @@ def test_a_worker_started_without_torchrun_says_how_to_start_it(monkeypatch):
         dist_worker.init()
 
 
+def test_first_layer_norm_finds_the_norm_or_says_there_is_none():
+    block = dist_worker.blocks_of(dist_worker.build_model("toy"))[0]
+    assert dist_worker.first_layer_norm(block) is block.norm1
+    with pytest.raises(TypeError, match="no nn.LayerNorm inside Linear"):
+        dist_worker.first_layer_norm(torch.nn.Linear(2, 2))
+
+
 def test_toy_model_loss_is_causal_and_finite():
     model = dist_worker.build_model("toy")
     batch = dist_worker.global_batch(256, 2, 2, 16, step=1)
@@ -179,6 +189,12 @@ def test_worker_data_is_a_learnable_fresh_batch_per_step():
     assert torch.equal(one[:, 1:], (one[:, :-1] + 1) % dist_worker.PATTERN_TOKENS)  # counting
     assert not torch.equal(one, dist_worker.global_batch(256, 2, 3, 8, step=2)["input_ids"])
     assert torch.equal(one, dist_worker.global_batch(256, 2, 3, 8, step=1)["input_ids"])
+    # Held-out rows (step 0) start at odd numbers, training rows at even ones: never the same row.
+    held = dist_worker.global_batch(256, 2, 4, 8, step=0)["input_ids"][:, 0]
+    trained = torch.cat(
+        [dist_worker.global_batch(256, 2, 4, 8, step=s)["input_ids"][:, 0] for s in range(1, 50)]
+    )
+    assert bool((held % 2 == 1).all()) and bool((trained % 2 == 0).all())
     with pytest.raises(ValueError, match="vocab_size must be at least 64"):
         dist_worker.global_batch(32, 2, 3, 8, step=1)
 
