@@ -37,6 +37,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 __all__ = [
     "ATTENTION_IMPLEMENTATIONS",
+    "ONE_KEY",
     "ForwardReport",
     "attention_logit_max",
     "forward_report",
@@ -124,6 +125,7 @@ def attention_logit_max(model: torch.nn.Module, batch: Mapping) -> list[float]:
 
 
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
+ONE_KEY = 0.99  # an attention row "on one key": its largest probability is above this
 _ATTENTION_OPS = (
     "bmm",
     "baddbmm",
@@ -186,8 +188,10 @@ def query_key_max(model: torch.nn.Module, batch: Mapping) -> list[float]:
 @dataclass(frozen=True)
 class ForwardReport:
     """What one forward pass in ``dtype`` gave, and with which attention implementation: the
-    loss, whether the logits are all finite, the share of attention probabilities that are NaN
-    and the largest of them (``None`` for SDPA, whose kernels return no probabilities), and
+    loss, whether the logits are all finite, the share of attention probabilities that are NaN,
+    the largest of them, and ``one_key_fraction``: the share of attention rows (one per query,
+    head and layer) without NaN that put more than ``ONE_KEY`` (0.99) of their probability on a
+    single key (all three ``None`` for SDPA, whose kernels return no probabilities), and
     ``attention_ops``: the attention kernels that ran, with the dtype of their first input."""
 
     dtype: torch.dtype
@@ -198,6 +202,7 @@ class ForwardReport:
     attn_implementation: str = "eager"
     reorder_and_upcast_attn: bool = False
     attention_ops: tuple[str, ...] = ()
+    one_key_fraction: float | None = None
 
     @property
     def implementation(self) -> str:
@@ -207,15 +212,17 @@ class ForwardReport:
 
     def __str__(self) -> str:
         name = str(self.dtype).removeprefix("torch.")
-        nan = (
-            "not returned"
-            if self.attention_nan_fraction is None
-            else f"{100 * self.attention_nan_fraction:.0f}%"
-        )
-        return (
-            f"{name:>9} {self.implementation}: loss {self.loss:.3g} | logits finite: "
-            f"{self.logits_finite} | NaN attention probabilities: {nan}"
-        )
+        if self.attention_nan_fraction is None:
+            probabilities = "attention probabilities not returned"
+        else:
+            one_key = (
+                "-" if self.one_key_fraction is None else f"{100 * self.one_key_fraction:.0f}%"
+            )
+            probabilities = (
+                f"NaN attention probabilities: {100 * self.attention_nan_fraction:.0f}% | "
+                f"rows on one key (p > {ONE_KEY}): {one_key}"
+            )
+        return f"{name:>9} {self.implementation}: loss {self.loss:.3g} | {probabilities}"
 
 
 @torch.no_grad()
@@ -270,12 +277,15 @@ def forward_report(
             block.attn.reorder_and_upcast_attn = flag
         model.train(was_training)
     loss = out.loss.item() if out.loss is not None else math.nan
-    nan_fraction = max_probability = None
+    nan_fraction = max_probability = one_key = None
     if attn_implementation == "eager":
         probabilities = torch.cat([a.float().flatten() for a in out.attentions])
         finite = probabilities[~torch.isnan(probabilities)]
         nan_fraction = torch.isnan(probabilities).float().mean().item()
         max_probability = finite.max().item() if finite.numel() else math.nan
+        rows = torch.cat([a.float().flatten(0, -2) for a in out.attentions])  # one per query
+        rows = rows[~rows.isnan().any(-1)]
+        one_key = (rows.amax(-1) > ONE_KEY).float().mean().item() if len(rows) else math.nan
     return ForwardReport(
         dtype=dtype,
         loss=loss,
@@ -285,4 +295,5 @@ def forward_report(
         attn_implementation=attn_implementation,
         reorder_and_upcast_attn=reorder_and_upcast_attn,
         attention_ops=tuple(trace.ops),
+        one_key_fraction=one_key,
     )

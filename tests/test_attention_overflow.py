@@ -8,6 +8,7 @@ import torch
 from tiny_models import tiny_gpt2
 
 from course_utils.attention_overflow import (
+    ONE_KEY,
     attention_logit_max,
     forward_report,
     query_key_max,
@@ -78,6 +79,7 @@ def test_sdpa_and_the_upcast_path_stay_finite_where_eager_fp16_overflows(gpt2_an
     assert eager.implementation == "eager"
     assert sdpa.logits_finite and sdpa.loss == sdpa.loss
     assert sdpa.attention_nan_fraction is None and sdpa.max_attention_probability is None
+    assert sdpa.one_key_fraction is None
     assert any("scaled_dot_product" in op for op in sdpa.attention_ops)
     assert "not returned" in str(sdpa) and "sdpa" in str(sdpa)
     assert upcast.logits_finite and upcast.attention_nan_fraction == 0
@@ -86,6 +88,27 @@ def test_sdpa_and_the_upcast_path_stay_finite_where_eager_fp16_overflows(gpt2_an
     # the model is left as it was
     assert model.config._attn_implementation == "sdpa"
     assert not any(block.attn.reorder_and_upcast_attn for block in model.transformer.h)
+
+
+def test_one_key_fraction_counts_the_rows_whose_top_probability_passes_one_key(gpt2_and_batch):
+    model, batch = gpt2_and_batch
+    model = copy.deepcopy(model)
+    model.set_attn_implementation("eager")
+    model.eval()
+    with torch.no_grad():
+        attentions = model(**batch, output_attentions=True).attentions
+    tops = torch.cat([a.amax(-1).flatten() for a in attentions])
+    report = forward_report(model, batch, torch.float32)
+    assert report.one_key_fraction == pytest.approx((tops > ONE_KEY).float().mean().item())
+    assert f"p > {ONE_KEY}" in str(report)
+    # growing the queries sharpens every softmax: more rows put (nearly) all weight on one key
+    factor = 4 * 65504 / max(attention_logit_max(model, batch))
+    with scaled_queries(model, factor):
+        grown = forward_report(model, batch, torch.float32)
+        fp16 = forward_report(model, batch, torch.float16)
+    assert grown.one_key_fraction > report.one_key_fraction
+    # rows with NaN are left out of the count, so it stays a fraction (or NaN if none is left)
+    assert fp16.one_key_fraction != fp16.one_key_fraction or 0 <= fp16.one_key_fraction <= 1
 
 
 def test_bad_input(gpt2_and_batch):
