@@ -19,9 +19,10 @@ Rounding rules, as torch does them (the tests check every one on the pinned torc
   PTX ``cvt.rna.tf32.f32`` rounds ties away from zero, and tensor cores given raw fp32 ignore the
   13 low bits (https://docs.nvidia.com/cuda/parallel-thread-execution/, "cvt" and "mma"). So tf32
   here is the course's model of it; it differs from a GPU only at exact ties or by truncation.
-  torch's own tf32 exists only inside CUDA matmuls (allowed by
-  ``torch.set_float32_matmul_precision("high")``, off by default) and cuDNN convolutions (allowed
-  by default), so it cannot be checked on a CPU.
+  torch's own tf32 exists only inside matmul and convolution kernels: CUDA matmuls (allowed by
+  ``torch.set_float32_matmul_precision("high")``, off by default), cuDNN convolutions (allowed by
+  default) and oneDNN kernels on hardware that has tf32 (``torch.backends.mkldnn``); the course
+  runs none of them, so its tf32 is checked against its own rule only.
 
 fp8 formats: "FP8 Formats for Deep Learning", Micikevicius et al. 2022,
 https://arxiv.org/abs/2209.05433 (e4m3: no inf, one NaN code per sign, max 448; e5m2: IEEE-like).
