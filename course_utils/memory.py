@@ -9,8 +9,13 @@ Where the bytes of one AdamW training step go, for a precision mode of ``course_
 - ``activations``: the tensors autograd saves for the backward pass (seen with
   ``torch.autograd.graph.saved_tensors_hooks``), parameters and weight copies not counted.
 
-Every figure is the size of real tensors, so it is the same on any machine for the same model,
-batch shape and precision. On CUDA, ``peak`` adds what the allocator saw:
+``sweep_batch_sizes`` measures the activations at a few batch sizes and ``BatchSweep`` extends
+them linearly (``estimate``, ``crossover``, ``limit_ratio``); ``plot_batch_sweep`` draws it
+(notebook 04, section 3).
+
+Every figure is the size of real tensors, so it is the same on any CPU for the same model, batch
+shape, precision and torch version (on CUDA, other autocast lists and attention kernels save
+other tensors). On CUDA, ``peak`` adds what the allocator saw:
 ``torch.cuda.max_memory_allocated`` over the step.
 
 >>> anatomy = measure_memory(model, batch, precision="bf16")      # doctest: +SKIP
@@ -162,6 +167,146 @@ def activation_bytes(
 
 
 # ----------------------------------------------------------------------------------------------
+# Memory against the batch size (notebook 04, section 3).
+
+
+@dataclass(frozen=True)
+class BatchSweep:
+    """Bytes of one training step against the batch size, per precision.
+
+    ``fixed[p]`` is what does not grow with the batch (weights, gradients, AdamW state and
+    autocast's weight copies); ``activations[p][i]`` was measured at ``batch_sizes[i]``.
+    Activations grow linearly with the batch (same sequence length), so ``estimate`` extends the
+    measurements along that line. Taught in notebook 04, section 3 (``plot_batch_sweep``)."""
+
+    batch_sizes: tuple[int, ...]
+    fixed: dict[str, int]
+    activations: dict[str, tuple[int, ...]]
+
+    def _check(self, precision: str) -> str:
+        if precision not in self.fixed:
+            raise ValueError(
+                f"precision {precision!r} was not measured; this sweep has {sorted(self.fixed)}"
+            )
+        return precision
+
+    def totals(self, precision: str) -> list[int]:
+        """Measured bytes (fixed + activations) at each of ``batch_sizes``."""
+        p = self._check(precision)
+        return [self.fixed[p] + a for a in self.activations[p]]
+
+    def per_sequence(self, precision: str) -> float:
+        """Activation bytes each extra sequence adds (slope between the first and last size)."""
+        p = self._check(precision)
+        first, last = self.batch_sizes[0], self.batch_sizes[-1]
+        return (self.activations[p][-1] - self.activations[p][0]) / (last - first)
+
+    def estimate(self, precision: str, batch_size: float) -> float:
+        """Bytes at ``batch_size``, on the line through the measurements."""
+        p = self._check(precision)
+        start = self.batch_sizes[0]
+        return self.fixed[p] + self.activations[p][0] + (batch_size - start) * self.per_sequence(p)
+
+    def limit_ratio(self, precision: str = "bf16", base: str = "fp32") -> float:
+        """What ``estimate(precision) / estimate(base)`` tends to for very large batches."""
+        return self.per_sequence(precision) / self.per_sequence(base)
+
+    def crossover(self, precision: str = "bf16", base: str = "fp32", up_to: int = 2**20):
+        """The smallest batch size at which ``precision`` takes fewer bytes than ``base``, on the
+        estimated lines (None if none up to ``up_to``)."""
+        return next(
+            (
+                b
+                for b in range(1, up_to + 1)
+                if self.estimate(precision, b) < self.estimate(base, b)
+            ),
+            None,
+        )
+
+
+def sweep_batch_sizes(
+    model: nn.Module,
+    batches: Mapping[int, Mapping[str, torch.Tensor]],
+    anatomy: Mapping[str, MemoryAnatomy],
+    *,
+    device: str | torch.device | None = None,
+) -> BatchSweep:
+    """Activation bytes of ``model`` for each ``{batch_size: batch}`` (at least two sizes) and
+    each precision of ``anatomy`` (``measure_memory`` results, which give the fixed part)."""
+    if not isinstance(batches, Mapping) or len(batches) < 2:
+        raise ValueError(
+            "batches must map at least two batch sizes to batches, e.g. {1: b1, 8: b8}"
+        )
+    sizes = sorted(batches)
+    if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
+        raise ValueError(f"batch sizes must be positive ints, got {sizes!r}")
+    for b in sizes:
+        rows = _to_device(batches[b], torch.device("cpu")).get("input_ids")
+        if rows is not None and rows.shape[0] != b:
+            raise ValueError(f"the batch under key {b} has {rows.shape[0]} rows, not {b}")
+    if not isinstance(anatomy, Mapping) or not anatomy:
+        raise ValueError("anatomy must map precisions to measure_memory(...) results")
+    fixed, activations = {}, {}
+    for precision, part in anatomy.items():
+        if not isinstance(part, MemoryAnatomy):
+            raise TypeError(f"anatomy[{precision!r}] must be a MemoryAnatomy, got {part!r}")
+        fixed[precision] = part.model_state + part.weight_copies
+        activations[precision] = tuple(
+            activation_bytes(model, batches[b], precision, device=device) for b in sizes
+        )
+    return BatchSweep(tuple(sizes), fixed, activations)
+
+
+def plot_batch_sweep(
+    sweep: BatchSweep,
+    *,
+    precision: str = "bf16",
+    base: str = "fp32",
+    up_to: int = 1024,
+    seq_len: int | None = None,
+):
+    """Two panels: the bytes of a step against the batch size (measured points, estimated
+    lines), and ``precision`` relative to ``base``, with the large-batch limit and the 50%
+    of the claim "mixed precision cuts memory by 50%". Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    for p in (precision, base):
+        sweep._check(p)
+    longer = [2**k for k in range(0, max(1, up_to).bit_length())]
+    unit = f"sequences of {seq_len} tokens" if seq_len else "sequences"
+    names = {base: base, precision: f"{precision} autocast"}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for p, colour in ((base, "tab:blue"), (precision, "tab:orange")):
+        left.plot(sweep.batch_sizes, [t / 2**20 for t in sweep.totals(p)], "o", color=colour,
+                  label=f"{names[p]}, measured")  # fmt: skip
+        left.plot(longer, [sweep.estimate(p, b) / 2**20 for b in longer], "--", color=colour,
+                  alpha=0.6, label=f"{names[p]}, extrapolated")  # fmt: skip
+    left.set_xscale("log", base=2)
+    left.set_yscale("log")
+    left.set(xlabel=f"batch size ({unit})", ylabel="MiB (weights, grads, AdamW, copies, activations)",
+             title="Memory of one training step")  # fmt: skip
+    left.legend(fontsize="small")
+    ratio = [sweep.estimate(precision, b) / sweep.estimate(base, b) for b in longer]
+    measured = [a / f for a, f in zip(sweep.totals(precision), sweep.totals(base), strict=True)]
+    limit = sweep.limit_ratio(precision, base)
+    right.plot(
+        longer, ratio, "--", color="tab:orange", label=f"{names[precision]} / {base} (extrapolated)"
+    )
+    right.plot(sweep.batch_sizes, measured, "o", color="tab:orange", label="measured")
+    right.axhline(1.0, color="tab:blue", label=base)
+    right.axhline(limit, color="gray", linestyle=":", label="limit for very large batches")
+    right.axhline(0.5, color="tab:red", label='the claim: "cuts memory by 50%"')
+    right.set_xscale("log", base=2)
+    right.set(xlabel=f"batch size ({unit})", ylabel=f"memory relative to {base}",
+              ylim=(min(0.4, limit - 0.1), max(1.1, max(ratio) + 0.05)),
+              title=f"{names[precision]} / {base}: {measured[0]:.2f} at batch size "
+                    f"{sweep.batch_sizes[0]}, {limit:.2f} in the limit")  # fmt: skip
+    right.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
 # How the parts are told apart.
 
 
@@ -265,8 +410,11 @@ def _loss_of(output) -> torch.Tensor:
 
 __all__ = [
     "MEMORY_PRECISIONS",
+    "BatchSweep",
     "MemoryAnatomy",
     "activation_bytes",
     "format_bytes",
     "measure_memory",
+    "plot_batch_sweep",
+    "sweep_batch_sizes",
 ]

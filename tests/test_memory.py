@@ -6,10 +6,13 @@ from tiny_models import tiny_gpt2
 from transformers.utils import logging as hf_logging
 
 from course_utils.memory import (
+    BatchSweep,
     MemoryAnatomy,
     activation_bytes,
     format_bytes,
     measure_memory,
+    plot_batch_sweep,
+    sweep_batch_sizes,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -117,3 +120,69 @@ def test_bad_input(kwargs, error, match):
         measure_memory(**kwargs, device="cpu")
     with pytest.raises(ValueError):
         format_bytes(-1)
+
+
+# ------------------------------------------------------------------ memory against the batch size
+def test_batch_sweep_arithmetic():
+    # fixed 100 and 10 bytes per row (from 1 row) against fixed 120 and 6 bytes per row
+    sweep = BatchSweep((1, 4), {"fp32": 100, "bf16": 120}, {"fp32": (10, 40), "bf16": (6, 24)})
+    assert sweep.totals("fp32") == [110, 140] and sweep.totals("bf16") == [126, 144]
+    assert sweep.per_sequence("fp32") == 10 and sweep.per_sequence("bf16") == 6
+    assert sweep.estimate("fp32", 10) == 200 and sweep.estimate("bf16", 10) == 180
+    assert sweep.limit_ratio("bf16", "fp32") == pytest.approx(0.6)
+    # 120 + 6b < 100 + 10b  <=>  b > 5
+    assert sweep.crossover("bf16", "fp32") == 6
+    assert sweep.crossover("fp32", "bf16") == 1  # fp32 takes fewer bytes at small batches
+    same_slope = BatchSweep((1, 2), {"a": 10, "b": 0}, {"a": (5, 10), "b": (5, 10)})
+    assert same_slope.crossover("a", "b") is None  # "a" never takes fewer bytes than "b"
+    with pytest.raises(ValueError, match="was not measured"):
+        sweep.estimate("fp16", 2)
+
+
+@pytest.fixture(scope="module")
+def sweep(anatomies) -> BatchSweep:
+    batches = {r: batch(rows=r) for r in (1, 4)}
+    parts = {p: anatomies[p] for p in ("fp32", "bf16")}
+    return sweep_batch_sizes(tiny_gpt2(), batches, parts, device="cpu")
+
+
+def test_sweep_measures_the_tiny_model(sweep, anatomies):
+    assert sweep.batch_sizes == (1, 4)
+    amp = anatomies["bf16"]
+    assert sweep.fixed["bf16"] == amp.model_state + amp.weight_copies
+    assert sweep.fixed["fp32"] == anatomies["fp32"].model_state
+    # the 2-row anatomy lies on the line through 1 and 4 rows (activations are per row)
+    assert sweep.estimate("bf16", 2) == pytest.approx(amp.total, rel=0.01)
+    assert 0.5 < sweep.limit_ratio("bf16", "fp32") < 0.8
+
+
+def test_plot_batch_sweep(sweep):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plot_batch_sweep(sweep, up_to=64, seq_len=16)
+    left, right = fig.axes
+    assert "16 tokens" in left.get_xlabel() and "fp32" in right.get_ylabel()
+    assert len(right.lines) == 5  # ratio line, measured points, fp32, limit, the 50% claim
+    plt.close(fig)
+    with pytest.raises(ValueError, match="was not measured"):
+        plot_batch_sweep(sweep, precision="fp16")
+
+
+@pytest.mark.parametrize(
+    ("batches", "parts", "error", "match"),
+    [
+        ({1: batch(rows=1)}, None, ValueError, "at least two"),
+        ({1: batch(rows=1), 3: batch(rows=2)}, None, ValueError, "has 2 rows, not 3"),
+        ({0: batch(rows=1), 1: batch(rows=1)}, None, ValueError, "positive ints"),
+        (None, {}, ValueError, "anatomy must map"),
+        (None, {"fp32": 1.0}, TypeError, "MemoryAnatomy"),
+    ],
+)
+def test_sweep_bad_input(batches, parts, error, match, anatomies):
+    batches = batches or {1: batch(rows=1), 2: batch(rows=2)}
+    parts = {"fp32": anatomies["fp32"]} if parts is None else parts
+    with pytest.raises(error, match=match):
+        sweep_batch_sizes(tiny_gpt2(), batches, parts, device="cpu")
