@@ -115,16 +115,38 @@ def test_bad_input_gets_a_clear_error(call, error, message):
 
 
 def test_coarse_percent_and_readout_line():
-    assert [coarse_percent(x) for x in (0.0, 0.004, 0.2017, math.nan)] == [
+    cases = (0.0, 0.004, 0.0449, 0.07, 0.2017, 0.6086, 1.0, math.nan)
+    assert [coarse_percent(x) for x in cases] == [
         "none",
         "<1%",
-        "20%",
+        "1-5%",
+        "5-10%",
+        "~20%",
+        "~60%",
+        "~100%",
         "n/a",
     ]
     readout = {"zero": 0.2, "subnormal": 0.6, "normal": 0.2, "overflow": 0.0}
     assert readout_line(readout, 0) == (
-        "S = 2^0 : flushed to zero  20% | subnormal  60% | overflow none"
+        "S = 2^0 : flushed to zero  ~20% | subnormal  ~60% | overflow  none"
     )
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(min_value=0.0, max_value=1.0))
+def test_coarse_percent_buckets_are_ordered_and_contain_the_value(fraction):
+    label = coarse_percent(fraction)
+    if label == "none":
+        assert fraction == 0
+    elif label == "<1%":
+        assert 0 < fraction < 0.01
+    elif label == "1-5%":
+        assert 0.01 <= fraction < 0.05
+    elif label == "5-10%":
+        assert 0.05 <= fraction < 0.10
+    else:
+        assert label.startswith("~") and label.endswith("%")
+        assert abs(int(label[1:-1]) / 100 - fraction) <= 0.05 + 1e-12 and fraction >= 0.10
 
 
 def test_explorer_state_widget_and_text_fallback(capsys):
