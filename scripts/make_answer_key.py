@@ -2,17 +2,22 @@
 """Write a printable answer key (Markdown) of every quiz, and of the notebooks' exercise solutions.
 
 python scripts/make_answer_key.py OUT.md [--notebooks notebooks]
+
+OUT.md is checked before any work (not a folder; its folder is created and must be writable) and
+written atomically: a failed write leaves the previous key as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from course_utils.atomic import write_text_atomic  # noqa: E402
 from course_utils.exercise_layout import is_solution, source  # noqa: E402
 from course_utils.quiz_bank import Question, Quiz, list_quizzes, load_quiz  # noqa: E402
 
@@ -74,14 +79,43 @@ def answer_key_markdown(notebooks: pathlib.Path) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def output_problem(out: pathlib.Path) -> str | None:
+    """Why ``out`` cannot be written (creating its folder if needed), or None: checked first."""
+    if out.is_dir():
+        return (
+            f"OUT {out} is a folder: name the Markdown file to write, e.g. {out / 'answer_key.md'}"
+        )
+    folder = out.parent
+    for above in [folder, *folder.parents]:
+        if above.exists() and not above.is_dir():
+            return f"cannot write {out}: {above} is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the folder {folder} for {out.name} ({exc})"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write into {folder} (permission denied)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=pathlib.Path, help="the Markdown file to write")
     parser.add_argument("--notebooks", type=pathlib.Path, default=REPO_ROOT / "notebooks")
     args = parser.parse_args(argv)
+    problem = output_problem(args.out)
+    if problem:
+        parser.error(problem)
     text = answer_key_markdown(args.notebooks)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    try:
+        write_text_atomic(args.out, text)
+    except OSError as exc:
+        print(
+            f"make_answer_key: cannot write {args.out} ({exc}); the file there, if any, is "
+            "unchanged",
+            file=sys.stderr,
+        )
+        return 1
     print(f"wrote the answer key of {len(list_quizzes())} quizzes to {args.out}")
     return 0
 
