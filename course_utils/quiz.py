@@ -119,8 +119,9 @@ def grade(quiz_id: str, answers: Mapping[str, Any], *, record: bool = False) -> 
     """Grade ``answers`` (``{question_id: answer}``; see ``quiz_bank`` for the shapes).
 
     Questions left out count as not answered. ``record=True`` also saves the result to the
-    progress file, as the widget does. Bad input raises ``UnknownQuestionError`` (a KeyError)
-    or ``InvalidAnswerError`` (a ValueError) with a message saying what to fix.
+    progress file, as the widget does: every answer is checked first, then all are saved in one
+    write. Bad input raises ``UnknownQuestionError`` (a KeyError) or ``InvalidAnswerError`` (a
+    ValueError) with a message saying what to fix, and records nothing.
     """
     quiz = load_quiz(quiz_id)
     if not isinstance(answers, Mapping):
@@ -129,26 +130,27 @@ def grade(quiz_id: str, answers: Mapping[str, Any], *, record: bool = False) -> 
         )
     for question_id in answers:
         quiz.question(question_id)  # raises UnknownQuestionError, listing the ids
+    # every answer is checked before any is recorded: a bad one raises with nothing saved
+    verdicts = {q.id: check_answer(q, answers[q.id]) for q in quiz.questions if q.id in answers}
     results = []
     for question in quiz.questions:
         if question.id not in answers:
             results.append(QuestionResult(question.id, False, False, None, "", None, None))
             continue
-        answer = answers[question.id]
-        verdict = check_answer(question, answer)
-        if record:
-            progress.record(quiz.id, question.id, verdict.correct)
+        verdict = verdicts[question.id]
         results.append(
             QuestionResult(
                 question_id=question.id,
                 answered=True,
                 correct=verdict.correct,
-                your_answer=describe_answer(question, answer),
+                your_answer=describe_answer(question, answers[question.id]),
                 feedback=verdict.feedback,
                 hint=None if verdict.correct else question.hint,
                 explanation=question.explanation if verdict.correct else None,
             )
         )
+    if record and verdicts:
+        progress.record_many(quiz.id, {qid: v.correct for qid, v in verdicts.items()})
     return Score(quiz.id, tuple(results))
 
 

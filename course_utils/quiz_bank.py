@@ -87,7 +87,7 @@ class Question:
                 return choice
         known = ", ".join(repr(c.id) for c in self.choices)
         raise InvalidAnswerError(
-            f"question {self.id!r} has no choice {choice_id!r}; its choices are {known}"
+            f"question {self.id!r} has no choice {shown(choice_id)}; its choices are {known}"
         )
 
     @property
@@ -118,7 +118,7 @@ class Quiz:
             if question.id == question_id:
                 return question
         raise UnknownQuestionError(
-            f"quiz {self.id!r} has no question {question_id!r}; its questions are "
+            f"quiz {self.id!r} has no question {shown(question_id)}; its questions are "
             + ", ".join(q.id for q in self.questions)
             + _did_you_mean(question_id, [q.id for q in self.questions])
         )
@@ -162,7 +162,9 @@ def list_quizzes() -> list[str]:
 def load_quiz(quiz_id: str) -> Quiz:
     """Load and validate one bank; raise ``UnknownQuizError`` or ``QuizBankError``."""
     if not isinstance(quiz_id, str) or not quiz_id:
-        raise TypeError(f"quiz_id must be a non-empty string like '00_start_here', got {quiz_id!r}")
+        raise TypeError(
+            f"quiz_id must be a non-empty string like '00_start_here', got {shown(quiz_id)}"
+        )
     path = quiz_dir() / f"{quiz_id}.json"
     if quiz_id == pathlib.Path(SCHEMA_FILE).stem or not path.is_file():
         there = list_quizzes()
@@ -378,7 +380,7 @@ def _check_single(question: Question, answer: Any) -> Verdict:
     if not isinstance(answer, str):
         raise InvalidAnswerError(
             f"question {question.id!r} takes one choice id (a string such as "
-            f"{question.choices[0].id!r}), got {answer!r}"
+            f"{question.choices[0].id!r}), got {shown(answer)}"
         )
     choice = question.choice(answer.strip())
     if choice.correct:
@@ -392,7 +394,7 @@ def _check_multiple(question: Question, answer: Any) -> Verdict:
     if answer is None or not isinstance(answer, Iterable) or isinstance(answer, Mapping):
         raise InvalidAnswerError(
             f"question {question.id!r} takes a list of choice ids (select all that apply), "
-            f"got {answer!r}"
+            f"got {shown(answer)}"
         )
     picked = list(answer)
     if not picked:
@@ -402,7 +404,7 @@ def _check_multiple(question: Question, answer: Any) -> Verdict:
     for item in picked:
         if not isinstance(item, str):
             raise InvalidAnswerError(
-                f"question {question.id!r}: choice ids are strings, got {item!r}"
+                f"question {question.id!r}: choice ids are strings, got {shown(item)}"
             )
         question.choice(item)  # raises on an unknown id
     chosen = set(picked)
@@ -418,9 +420,15 @@ def _check_multiple(question: Question, answer: Any) -> Verdict:
 def parse_number(question: Question, answer: Any) -> float:
     """``answer`` as a finite float; a string may end with the question's unit."""
     if isinstance(answer, bool) or answer is None:
-        raise InvalidAnswerError(f"question {question.id!r} takes a number, got {answer!r}")
+        raise InvalidAnswerError(f"question {question.id!r} takes a number, got {shown(answer)}")
+    finite = InvalidAnswerError(
+        f"question {question.id!r} takes a finite number, got {shown(answer)}"
+    )
     if isinstance(answer, int | float):
-        value = float(answer)
+        try:
+            value = float(answer)
+        except OverflowError:  # an int beyond the float range, e.g. 10**400
+            raise finite from None
     elif isinstance(answer, str):
         text = answer.strip().replace(",", "").replace("_", "")
         if question.unit and text.lower().endswith(question.unit.lower()):
@@ -432,17 +440,20 @@ def parse_number(question: Question, answer: Any) -> float:
         except ValueError:
             unit = f" (in {question.unit})" if question.unit else ""
             raise InvalidAnswerError(
-                f"question {question.id!r} takes a number{unit}; {answer!r} is not a number"
+                f"question {question.id!r} takes a number{unit}; {shown(answer)} is not a number"
             ) from None
     else:
         try:
-            value = float(answer)  # numpy and torch scalars
-        except (TypeError, ValueError):
+            value = float(answer)  # numpy and torch scalars, Fraction, Decimal
+        except OverflowError:
+            raise finite from None
+        except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of many elements
             raise InvalidAnswerError(
-                f"question {question.id!r} takes a number, got {type(answer).__name__} {answer!r}"
+                f"question {question.id!r} takes a number, got {type(answer).__name__} "
+                f"{shown(answer)}"
             ) from None
     if not math.isfinite(value):
-        raise InvalidAnswerError(f"question {question.id!r} takes a finite number, got {answer!r}")
+        raise finite
     return value
 
 
@@ -463,7 +474,9 @@ def _check_true_false(question: Question, answer: Any) -> Verdict:
     if isinstance(answer, str) and answer.strip().lower() in _TRUE_WORDS:
         answer = _TRUE_WORDS[answer.strip().lower()]
     if not isinstance(answer, bool):
-        raise InvalidAnswerError(f"question {question.id!r} takes True or False, got {answer!r}")
+        raise InvalidAnswerError(
+            f"question {question.id!r} takes True or False, got {shown(answer)}"
+        )
     if answer is question.answer:
         return Verdict(True, "")
     return Verdict(False, question.wrong_feedback or "")
@@ -482,6 +495,20 @@ def describe_answer(question: Question, answer: Any) -> str:
     return str(answer)
 
 
-def _did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(str(word), options, n=1)
+def shown(value: Any, limit: int = 120) -> str:
+    """``repr(value)`` for a message: shortened, and never raising (a 5000-digit int cannot be
+    printed by default; a learner's object may have a broken ``__repr__``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an int of {len(format(value, 'x'))} hex digits"
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - any failure of a foreign __repr__
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _did_you_mean(word: Any, options: list[str]) -> str:
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, options, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

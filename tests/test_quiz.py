@@ -423,10 +423,39 @@ def test_progress_writes_are_atomic(private_progress, monkeypatch):
     with pytest.warns(quiz.ProgressWarning, match="disk full"):
         quiz.grade("00_start_here", {"t4": "b"}, record=True)
     assert private_progress.read_text() == before  # the old file is intact
-    assert [p.name for p in private_progress.parent.iterdir()] == ["progress.json"]
+    # the old file is the only data file; the lock file stays (filelock keeps it between runs)
+    assert sorted(p.name for p in private_progress.parent.iterdir()) == [
+        "progress.json",
+        "progress.json.lock",
+    ]
 
 
 def test_default_progress_file_is_under_home(monkeypatch, tmp_path):
     monkeypatch.delenv(progress.PROGRESS_ENV)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert progress.progress_path() == tmp_path / ".mixed_precision_course" / "progress.json"
+
+
+# ------------------------------------------------------------------- issue 13: lesser grading faults
+@pytest.mark.parametrize(
+    "answer",
+    [10**400, -(10**400), 10**5000, __import__("fractions").Fraction(10**400, 3), "1" * 400],
+    ids=["10**400", "-10**400", "10**5000", "Fraction", "400 digits"],
+)
+def test_a_number_too_large_for_a_float_is_a_clear_error(answer):
+    with pytest.raises(quiz.InvalidAnswerError, match="'fp16_max' takes a finite number") as err:
+        quiz.grade("00_start_here", {"fp16_max": answer})
+    assert len(str(err.value)) < 300  # a 5000-digit int is not printed in full
+
+
+def test_grade_record_validates_every_answer_before_recording_any(private_progress):
+    # v100 and t4 come before fp16_max in the bank: they must not be recorded either
+    with pytest.raises(quiz.InvalidAnswerError, match="fp16_max"):
+        quiz.grade("00_start_here", {"v100": "b", "t4": "a", "fp16_max": "lots"}, record=True)
+    assert not private_progress.exists()
+    assert progress.load() == {}
+
+
+def test_an_unprintable_question_id_is_a_clear_error():
+    with pytest.raises(quiz.UnknownQuestionError, match="has no question"):
+        quiz.grade("00_start_here", {10**5000: "b"})
