@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+MAX_SEED = 2**64  # torch.manual_seed takes 0 <= seed < 2**64
+
 # Quieter, deterministic-by-default library behaviour for notebooks and tests.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -33,9 +35,15 @@ class CourseEnv:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's generators (all devices)."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    """Seed Python's, NumPy's and torch's generators (all devices).
+
+    ``seed`` is an int in ``0 <= seed < 2**64`` (torch's generators take 64 bits)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
+        if isinstance(seed, int) and not isinstance(seed, bool) and seed.bit_length() > 256:
+            shown = f"an int of {seed.bit_length()} bits"  # repr() of a huge int can raise
+        else:
+            shown = repr(seed)
+        raise ValueError(f"seed must be a non-negative int below 2**64, got {shown}")
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - the global generator learners and libraries use
     torch.manual_seed(seed)

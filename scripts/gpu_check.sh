@@ -13,8 +13,9 @@
 #   reference  scripts/record_reference_run.py, if the repository has it
 # Everything lands in OUT_DIR (default: $OUT, else gpu_check_out/): one log per step,
 # summary.txt (status and seconds per step), bench/*.json, reference_runs/.
-# The exit code is 0 only if every step that ran passed. --dry-run prints the plan and the
-# commands without running anything (no GPU needed).
+# The exit code is 0 only if every step that ran passed (2 for bad arguments, e.g. an empty
+# --steps). --dry-run prints the plan and the commands without running or writing anything,
+# not even OUT_DIR (no GPU needed).
 #
 # Bringing packages to an offline machine. The machine's Python needs torch (with CUDA) and
 # transformers; trl, peft, nbval, ipykernel, ipywidgets may be missing. On an online machine
@@ -46,18 +47,25 @@ OUT_DIR=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
-    --steps) shift; STEPS=${1:?--steps needs a comma-separated list} ;;
+    --steps)
+      [ $# -ge 2 ] || { echo "gpu_check: --steps needs a comma-separated list" >&2; exit 2; }
+      shift; STEPS=$1 ;;
     --steps=*) STEPS=${1#--steps=} ;;
-    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     -*) echo "gpu_check: unknown option $1 (try --help)" >&2; exit 2 ;;
     *) OUT_DIR=$1 ;;
   esac
   shift
 done
 OUT_DIR=${OUT_DIR:-${OUT:-gpu_check_out}}
+N_STEPS=0
 for s in ${STEPS//,/ }; do
   case ",$ALL_STEPS," in *",$s,"*) ;; *) echo "gpu_check: unknown step '$s' (steps: $ALL_STEPS)" >&2; exit 2 ;; esac
+  N_STEPS=$((N_STEPS + 1))
 done
+if [ "$N_STEPS" = 0 ]; then
+  echo "gpu_check: --steps needs at least one step, got '$STEPS' (steps: $ALL_STEPS)" >&2; exit 2
+fi
 
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
@@ -65,8 +73,12 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 START=$(date +%s)
 FAILED=0
-mkdir -p "$OUT_DIR" || exit 2
-OUT_DIR=$(cd "$OUT_DIR" && pwd)
+if [ "$DRY_RUN" = 1 ]; then  # a dry run writes nothing, not even OUT_DIR
+  case $OUT_DIR in /*) ;; *) OUT_DIR="$ROOT/$OUT_DIR" ;; esac
+else
+  mkdir -p "$OUT_DIR" || exit 2
+  OUT_DIR=$(cd "$OUT_DIR" && pwd)
+fi
 SUMMARY="$OUT_DIR/summary.txt"
 [ "$DRY_RUN" = 1 ] || : > "$SUMMARY"
 
