@@ -40,7 +40,8 @@ def seed_everything(seed: int) -> None:
     ``seed`` is an int in ``0 <= seed < 2**64`` (torch's generators take 64 bits)."""
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
         if isinstance(seed, int) and not isinstance(seed, bool) and seed.bit_length() > 256:
-            shown = f"an int of {seed.bit_length()} bits"  # repr() of a huge int can raise
+            # repr() of an int over 4300 digits raises
+            shown = f"an int of about {int(seed.bit_length() * 0.30103) + 1} digits"
         else:
             shown = repr(seed)
         raise ValueError(f"seed must be a non-negative int below 2**64, got {shown}")

@@ -499,7 +499,7 @@ def shown(value: Any, limit: int = 120) -> str:
     """``repr(value)`` for a message: shortened, and never raising (a 5000-digit int cannot be
     printed by default; a learner's object may have a broken ``__repr__``)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
-        return f"an int of {len(format(value, 'x'))} hex digits"
+        return f"an int of about {int(value.bit_length() * 0.30103) + 1} digits"
     try:
         text = repr(value)
     except Exception:  # noqa: BLE001 - any failure of a foreign __repr__
