@@ -52,7 +52,7 @@ format: install
 	$(BIN)/ruff format .
 
 student-copy: install  ## notebooks without solutions, for learners
-	$(BIN)/python scripts/make_student_copy.py student_copy
+	$(BIN)/python scripts/make_student_copy.py student_copy $(if $(FORCE),--force)
 
 answer-key: install  ## every quiz's answers, as markdown, for instructors
 	$(BIN)/python scripts/make_answer_key.py answer_key.md
