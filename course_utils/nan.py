@@ -430,7 +430,8 @@ def _debugger_frames(text: str) -> list[tuple[str, dict[str, float]]]:
 def largest_weight_change(before: Mapping[str, torch.Tensor], model: torch.nn.Module) -> float:
     """The largest |w_after - w_before| over every parameter of ``model``: ``before`` is a state
     dict saved earlier (``model.state_dict()`` or a checkpoint's ``"model"``). Taught in notebook
-    06, section 3: under AdamW this is bounded by about the learning rate."""
+    06, section 3: under AdamW, one step moves no weight much further than the learning rate
+    (``adam_step_bound``), even for a huge finite gradient; the moments still carry it on."""
     if not isinstance(before, Mapping):
         raise TypeError(f"before must be a state dict, got {type(before).__name__}")
     largest = 0.0
@@ -450,7 +451,8 @@ def adam_step_bound(lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> flo
     """Kingma & Ba (2015, section 2.1, https://arxiv.org/abs/1412.6980): Adam's step on one
     weight is at most about ``lr * (1 - beta1) / sqrt(1 - beta2)`` when ``1 - beta1 >
     sqrt(1 - beta2)``, else about ``lr``, whatever the size of the gradient (3.16 x lr for
-    PyTorch's defaults). AdamW's weight decay adds ``lr * weight_decay * |w|``."""
+    PyTorch's defaults). AdamW's weight decay adds ``lr * weight_decay * |w|``. A bound on one
+    step, not on the run: the outlier stays in the moments and moves the later steps too."""
     for value, name in ((lr, "lr"),):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ValueError(f"{name} must be a positive number, got {value!r}")

@@ -474,9 +474,10 @@ def grow_residual_stream(model: torch.nn.Module, factor: float) -> torch.nn.Modu
 def keep_in_fp32(model: torch.nn.Module, names: Iterable[str]) -> list[str]:
     """Run the modules named ``names`` (exact names, or endings such as "mlp.c_proj") outside
     autocast, in fp32: ``torch.autocast(device_type, enabled=False)`` and fp32 inputs on a GPU,
-    ``full_precision()`` for the CPU emulations. What transformers'
-    ``_keep_in_fp32_modules = ["wo"]`` does for T5 when a model is loaded in fp16. Returns the
-    names of the modules it wrapped."""
+    ``full_precision()`` for the CPU emulations. transformers' ``_keep_in_fp32_modules = ["wo"]``
+    does the same for T5 only when the model is *loaded* in fp16: under autocast with fp32
+    weights (``fp16=True``) autocast still runs ``wo`` in fp16, and only disabling it (as here)
+    helps. Returns the names of the modules it wrapped."""
     if isinstance(names, str):
         names = [names]
     names = list(names)
