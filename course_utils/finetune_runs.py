@@ -309,6 +309,7 @@ def run_finetune_loop(
     eval_dataset=None,
     progress: bool = False,
     label: str | None = None,
+    note: str | None = None,
 ) -> RunResult:
     """The LoRA fine-tuning of ``run_finetune``, with the steps driven by the course's loop.
 
@@ -318,6 +319,10 @@ def run_finetune_loop(
     rate) with its gradient clipping (``max_grad_norm``). The loop then runs ``precision``:
     "fp32", "bf16" (autocast) or "fp16" (autocast + ``torch.amp.GradScaler(init_scale=...)``),
     which is what the Trainer does with ``fp16=True`` on a GPU and does not do on a CPU.
+
+    The run is named by what its audit saw (``audit_label``); ``note`` is appended to that name
+    (``note="from 2^24"`` -> ``"fp16 autocast + GradScaler, from 2^24"``), so a variant keeps the
+    audit's word for what ran. ``label`` replaces the name altogether (avoid it in tables).
 
     Taught in notebook 05, section 3 ("fp16 for real on a CPU"). On a CPU, fp16 matmuls have no
     fast kernels: keep ``steps`` and the model small.
@@ -335,6 +340,8 @@ def run_finetune_loop(
         raise TypeError(f"init_scale must be a number, got {init_scale!r}")
     if not math.isfinite(init_scale) or init_scale <= 0:
         raise ValueError(f"init_scale must be finite and > 0, got {init_scale}")
+    if note is not None and (not isinstance(note, str) or not note.strip()):
+        raise ValueError(f"note must be a non-empty string or None, got {note!r}")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     train_dataset = train_dataset if train_dataset is not None else finetune.load_finetune_dataset()
     eval_dataset = (
@@ -392,8 +399,9 @@ def run_finetune_loop(
     finally:
         saved_bytes = meter.close()
     report = audit.report()
+    name = audit_label(report, precision) + (f", {note}" if note else "")
     return RunResult(
-        label=label or audit_label(report, precision),
+        label=label or name,
         precision=precision,
         base_dtype="float32",
         model=model_name,
@@ -545,9 +553,19 @@ def plot_runs(runs: Sequence[RunResult], title: str | None = None, show_scale: b
     return fig
 
 
+def memory_labels(runs: Sequence[RunResult], width: int = 18) -> list[str]:
+    """Axis labels for ``plot_memory``: each run's audit label, wrapped to ``width`` characters,
+    with the loop that drove it (``[course loop]``) when the runs do not all share one loop: the
+    bytes saved for backward compare only within one loop."""
+    import textwrap
+
+    mixed = len({run.engine for run in runs}) > 1
+    return [textwrap.fill(run.label + (f" [{run.engine}]" if mixed else ""), width) for run in runs]
+
+
 def plot_memory(runs: list[RunResult], title: str | None = None):
-    """Bars per run: the weights' bytes, the bytes saved for backward in one training step, and
-    the CUDA peak when measured (MiB)."""
+    """Bars per run (named by ``memory_labels``): the weights' bytes, the bytes saved for backward
+    in one training step, and the CUDA peak when measured (MiB)."""
     import matplotlib.pyplot as plt
 
     parts = [("weights", [r.weight_bytes for r in runs])]
@@ -560,9 +578,7 @@ def plot_memory(runs: list[RunResult], title: str | None = None):
         xs = [j + i * width for j in range(len(runs))]
         bars = ax.bar(xs, [v / 2**20 for v in values], width=width, label=name, color=f"C{i}")
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
-    ax.set_xticks(
-        [j + width * (len(parts) - 1) / 2 for j in range(len(runs))], [r.label for r in runs]
-    )
+    ax.set_xticks([j + width * (len(parts) - 1) / 2 for j in range(len(runs))], memory_labels(runs))
     ax.set_ylabel("MiB")
     ax.set_title(title or "Memory of the same LoRA fine-tuning")
     ax.legend(fontsize=8)

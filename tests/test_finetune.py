@@ -298,6 +298,28 @@ def test_run_finetune_loop_rejects_bad_input_before_loading_anything():
         run_finetune_loop("fp16", init_scale=0)
     with pytest.raises(TypeError, match="init_scale must be a number"):
         run_finetune_loop("fp16", init_scale="65536")
+    with pytest.raises(ValueError, match="note must be a non-empty string"):
+        run_finetune_loop("fp16", note="  ")
+    with pytest.raises(ValueError, match="note must be a non-empty string"):
+        run_finetune_loop("fp16", note=24)
+
+
+def test_memory_plot_names_runs_by_the_audit_and_the_loop_when_loops_differ():
+    from course_utils.finetune_runs import memory_labels, plot_memory
+
+    trainer = _run("bf16 autocast", 2, [(0, 5.0)])
+    loop = _run("fp16 autocast + GradScaler", 2, [(0, 5.0)], engine="course loop")
+    assert memory_labels([trainer, trainer]) == ["bf16 autocast", "bf16 autocast"]
+    labels = memory_labels([trainer, loop])
+    assert labels[0].replace("\n", " ") == "bf16 autocast [Trainer]"
+    assert labels[1].replace("\n", " ") == "fp16 autocast + GradScaler [course loop]"
+    assert all(len(line) <= 18 for label in labels for line in label.splitlines())  # no overlap
+    fig = plot_memory([trainer, loop])
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == labels
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
 
 
 @needs_model
@@ -322,8 +344,9 @@ def test_the_course_loop_reproduces_the_trainer_and_runs_real_fp16_on_a_cpu(one_
     for (_, ours), (_, theirs) in zip(loop_fp32.train_loss, trainer_fp32.train_loss, strict=True):
         assert ours == pytest.approx(theirs, abs=1e-3)
 
-    fp16 = run_finetune_loop("fp16", **small)
-    assert fp16.label == "fp16 autocast + GradScaler" and fp16.audit["scaler_steps"] == 3
+    fp16 = run_finetune_loop("fp16", note="from 2^16", **small)
+    assert fp16.label == "fp16 autocast + GradScaler, from 2^16"  # the audit's name, then the note
+    assert fp16.audit["scaler_steps"] == 3
     assert fp16.loss_scales == [(1, 65536.0), (2, 65536.0), (3, 65536.0)]
     assert fp16.skipped_steps == [] and fp16.eval_loss[-1][0] == 3
     assert fp16.train_loss[0][1] != trainer_fp32.train_loss[0][1]  # fp16 rounding shows
