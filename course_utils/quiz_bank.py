@@ -68,6 +68,17 @@ class CommonMistake:
 
 
 @dataclass(frozen=True)
+class TaughtIn:
+    """Where the course teaches a question: a notebook (file stem) and one of its headings.
+
+    ``section`` is the text of a markdown heading line of that notebook, without its leading
+    ``#``s and surrounding whitespace; ``course_utils.quiz_lint`` checks that it exists."""
+
+    notebook: str
+    section: str
+
+
+@dataclass(frozen=True)
 class Question:
     id: str
     type: str
@@ -80,6 +91,8 @@ class Question:
     unit: str | None = None
     wrong_feedback: str | None = None
     common_mistakes: tuple[CommonMistake, ...] = ()
+    taught_in: TaughtIn | None = None
+    predict: bool = False  # asked inline (quiz.predict) before the cell that reveals the answer
 
     def choice(self, choice_id: str) -> Choice:
         for choice in self.choices:
@@ -350,6 +363,12 @@ def _build(raw: dict, path: pathlib.Path) -> Quiz:
                     CommonMistake(float(m["value"]), float(m.get("tolerance", 0.0)), m["feedback"])
                     for m in q.get("common_mistakes", [])
                 ),
+                taught_in=(
+                    TaughtIn(q["taught_in"]["notebook"], q["taught_in"]["section"])
+                    if "taught_in" in q
+                    else None
+                ),
+                predict=bool(q.get("predict", False)),
             )
         )
     return Quiz(
