@@ -364,7 +364,14 @@ def _rule_predict(
         revisited = [cell for cell, kind, q in mine if kind == "revisit" and q == qid]
         call = f'quiz.predict("{bank}", "{qid}")'
         if not asked:
-            problems.append(Problem(bank, qid, "predict", f"notebook {stem!r} never calls {call}"))
+            problems.append(
+                Problem(
+                    bank,
+                    qid,
+                    "predict",
+                    f"notebook {stem!r} never calls {call} (string literals, in a code cell)",
+                )
+            )
         elif not revisited:
             problems.append(
                 Problem(
