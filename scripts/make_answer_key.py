@@ -22,8 +22,18 @@ from course_utils.exercise_layout import is_solution, source  # noqa: E402
 from course_utils.quiz_bank import Question, Quiz, list_quizzes, load_quiz  # noqa: E402
 
 
+def taught_in_markdown(q: Question) -> str:
+    """Where the course teaches ``q`` (notebook and section heading), for the instructor."""
+    if q.taught_in is None:
+        return "*Taught in:* not given (`python -m course_utils.quiz_lint` requires it)"
+    return f'*Taught in:* `notebooks/{q.taught_in.notebook}.ipynb`, section "{q.taught_in.section}"'
+
+
 def question_markdown(number: int, q: Question) -> list[str]:
-    lines = [f"### {number}. `{q.id}` ({q.type.replace('_', '/')})", "", q.prompt, ""]
+    kind = q.type.replace("_", "/") + (
+        ", predict first: asked before the cell that shows it" if q.predict else ""
+    )
+    lines = [f"### {number}. `{q.id}` ({kind})", "", taught_in_markdown(q), "", q.prompt, ""]
     if q.choices:
         for c in q.choices:
             mark = "**[x]**" if c.correct else "[ ]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pathlib
 
@@ -51,3 +52,49 @@ def test_a_failed_write_keeps_the_previous_key(tmp_path, monkeypatch, capsys):
     assert "No space left" in capsys.readouterr().err
     assert out.read_text() == "the previous key\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answer_key.md"]
+
+
+def test_the_key_shows_where_each_question_is_taught(tmp_path, monkeypatch):
+    """Issue 14 item 5: each question shows its taught_in (notebook and section), and says when a
+    question is a predict-first one or names no section."""
+    feedback = "This confuses the range of a format with its precision, which differ."
+    bank = {
+        "id": "03_demo",
+        "title": "Demo quiz",
+        "questions": [
+            {
+                "id": "taught",
+                "type": "true_false",
+                "prompt": "True?",
+                "answer": True,
+                "wrong_feedback": feedback,
+                "explanation": "Yes.",
+                "hint": "Look.",
+                "predict": True,
+                "taught_in": {"notebook": "03_demo", "section": "4. `unscale_` before clipping"},
+            },
+            {
+                "id": "untaught",
+                "type": "single",
+                "prompt": "Which?",
+                "choices": [
+                    {"id": "a", "text": "one", "correct": True},
+                    {"id": "b", "text": "two", "feedback": feedback},
+                ],
+                "explanation": "One.",
+                "hint": "Count.",
+            },
+        ],
+    }
+    (tmp_path / "03_demo.json").write_text(json.dumps(bank))
+    monkeypatch.setenv("COURSE_QUIZ_DIR", str(tmp_path))
+    text = load_script().answer_key_markdown(tmp_path / "no_notebooks")
+    lines = text.splitlines()
+    taught = lines.index(
+        "### 1. `taught` (true/false, predict first: asked before the cell that shows it)"
+    )
+    assert lines[taught + 2] == (
+        '*Taught in:* `notebooks/03_demo.ipynb`, section "4. `unscale_` before clipping"'
+    )
+    untaught = lines.index("### 2. `untaught` (single)")
+    assert lines[untaught + 2].startswith("*Taught in:* not given")
