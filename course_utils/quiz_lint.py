@@ -197,8 +197,8 @@ def quiz_calls(path: pathlib.Path) -> list[tuple[int, str, str, str]]:
 
 # -------------------------------------------------------------------------------------- rules
 def _rule_longest(bank: str, questions: list[dict]) -> list[Problem]:
-    single = [q for q in questions if q.get("type") == "single"]
-    longest = [_qid(q, i) for i, q in enumerate(questions) if q in single and correct_is_longest(q)]
+    single = [(i, q) for i, q in enumerate(questions) if q.get("type") == "single"]
+    longest = [_qid(q, i) for i, q in single if correct_is_longest(q)]
     allowed = len(single) // 3
     if len(longest) <= allowed:
         return []
