@@ -4,6 +4,12 @@
     quiz.show("00_start_here")            # widgets in JupyterLab; text elsewhere
     quiz.print_quiz("00_start_here")      # always text (deterministic, for nbval-compared cells)
     quiz.grade("00_start_here", {"v100": "b"}).correct
+    quiz.predict("01_float_formats", QUESTION_ID)   # before the cell that reveals the answer
+    quiz.revisit("01_float_formats", QUESTION_ID)   # after it: the prediction and the answer
+
+``show``, ``predict`` and ``revisit`` give each learner their own choice order (seeded by the
+learner id in the progress file; ``quiz_text.choice_order``). Choices keep their ids: ``grade``
+and ``answer_key`` work on ids, and ``print_quiz`` keeps the bank's order.
 
 Banks are ``data/quizzes/<quiz_id>.json`` (see ``schema.json`` there). Progress (which questions
 were answered right) is kept in ``$COURSE_PROGRESS_FILE`` (default
@@ -28,6 +34,7 @@ from course_utils.quiz_bank import (
     describe_answer,
     list_quizzes,
     load_quiz,
+    parse_number,
 )
 from course_utils.quiz_text import render_text
 
@@ -43,8 +50,10 @@ __all__ = [
     "grade",
     "list_quizzes",
     "load_quiz",
+    "predict",
     "print_quiz",
     "reset",
+    "revisit",
     "show",
 ]
 
@@ -150,7 +159,11 @@ def grade(quiz_id: str, answers: Mapping[str, Any], *, record: bool = False) -> 
             )
         )
     if record and verdicts:
-        progress.record_many(quiz.id, {qid: v.correct for qid, v in verdicts.items()})
+        progress.record_many(
+            quiz.id,
+            {qid: v.correct for qid, v in verdicts.items()},
+            answers={qid: _saved_answer(quiz.question(qid), answers[qid]) for qid in verdicts},
+        )
     return Score(quiz.id, tuple(results))
 
 
@@ -164,30 +177,123 @@ def print_quiz(quiz_id: str) -> None:
     print(render_text(load_quiz(quiz_id)))
 
 
-def show(quiz_id: str, *, one_at_a_time: bool = False, mode: str = "auto") -> None:
+def show(quiz_id: str, *, one_at_a_time: bool | None = None, mode: str = "auto") -> None:
     """Show a quiz: interactive widgets in a Jupyter kernel, printed text elsewhere.
 
     ``mode``: "auto" (widgets when running in a Jupyter kernel, else text; ``$COURSE_QUIZ_MODE``
     overrides it), "widget" or "text". The widget output also carries the text and an HTML
     rendering, which frontends without widget support (an HTML export) show instead.
+    ``one_at_a_time``: None (the default) shows banks of more than
+    ``quiz_widget.ONE_AT_A_TIME_OVER`` questions one at a time. Choices come in the learner's
+    order, in text as in the widget.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    mode = _resolve_mode(mode)
     quiz = load_quiz(quiz_id)
-    if mode == "auto":
-        mode = os.environ.get(MODE_ENV, "").strip().lower() or "auto"
-        if mode not in MODES:
-            raise ValueError(f"${MODE_ENV} must be one of {', '.join(MODES)}; got {mode!r}")
-    if mode == "auto":
-        mode = "widget" if _in_kernel() else "text"
     if mode == "text":
-        print(render_text(quiz))
+        print(render_text(quiz, learner_id=progress.learner_id()))
         return
     from IPython.display import display
 
     from course_utils.quiz_widget import QuizView
 
     display(QuizView(quiz, one_at_a_time=one_at_a_time).box)
+
+
+def predict(quiz_id: str, question_id: str, *, answer: Any = None, mode: str = "auto") -> None:
+    """Ask one question *before* the cell that reveals its answer; record the prediction.
+
+    In a kernel: the question with "Save my prediction" (no verdict yet). Elsewhere: the question
+    as text, and how to record a prediction, ``predict(quiz_id, question_id, answer=...)``
+    (``answer`` in ``grade``'s shapes; recorded in any mode). A prediction counts as one attempt
+    in the progress file, like a quiz answer, and is kept as first made. ``revisit`` shows it
+    next to the right answer after the revealing cell.
+    """
+    mode = _resolve_mode(mode)
+    quiz = load_quiz(quiz_id)
+    question = quiz.question(question_id)
+    if answer is not None:
+        verdict = check_answer(question, answer)  # InvalidAnswerError for a bad shape
+        kept = record_prediction(
+            quiz.id, question.id, _saved_answer(question, answer), verdict.correct
+        )
+        said = (
+            "Prediction saved"
+            if kept == _saved_answer(question, answer)
+            else ("You made a prediction before; it is kept as made")
+        )
+        print(f"{said}: {describe_answer(question, kept)}. Run the next cells, then revisit it.")
+        return
+    learner = progress.learner_id()
+    prediction = prediction_of(quiz.id, question.id)
+    from course_utils import quiz_widget
+
+    if mode == "text":
+        lines = quiz_widget.predict_lines(quiz, question, learner)
+        if prediction is not None:
+            lines[-1] = f"Your prediction, saved earlier: {describe_answer(question, prediction)}."
+        print("\n".join(lines))
+        return
+    from IPython.display import display
+
+    view = quiz_widget.PredictView(quiz, question, learner_id=learner, prediction=prediction)
+    display(view.box)
+
+
+def revisit(quiz_id: str, question_id: str, *, mode: str = "auto") -> None:
+    """After the revealing cell: the learner's prediction (from ``predict``), the right answer,
+    the feedback on that prediction and the explanation. Records nothing."""
+    mode = _resolve_mode(mode)
+    quiz = load_quiz(quiz_id)
+    question = quiz.question(question_id)
+    prediction = prediction_of(quiz.id, question.id)
+    from course_utils import quiz_widget
+
+    if mode == "text":
+        print("\n".join(quiz_widget.revisit_lines(question, prediction)))
+        return
+    from IPython.display import display
+
+    display(quiz_widget.RevisitView(quiz, question, prediction).box)
+
+
+_session_predictions: dict[tuple[str, str], Any] = {}  # when the progress file cannot be saved
+
+
+def record_prediction(quiz_id: str, question_id: str, answer: Any, correct: bool) -> Any:
+    """Keep a prediction (in the progress file; for this session only when it cannot be
+    written). Returns the prediction kept: an earlier one if there was one."""
+    kept = progress.record_prediction(quiz_id, question_id, answer, correct)
+    if kept is None:
+        kept = _session_predictions.setdefault((quiz_id, question_id), answer)
+    return kept
+
+
+def prediction_of(quiz_id: str, question_id: str) -> Any:
+    """The learner's recorded prediction for one question, or None."""
+    saved = (progress.entry(quiz_id, question_id) or {}).get("prediction")
+    return saved if saved is not None else _session_predictions.get((quiz_id, question_id))
+
+
+def _saved_answer(question: Any, answer: Any) -> Any:
+    """An answer as the progress file keeps it (a numeric answer as its float)."""
+    if question.type == "numeric":
+        return parse_number(question, answer)
+    if question.type == "true_false" and isinstance(answer, str):  # "true", "yes", "f"...
+        return answer.strip().lower() in ("true", "t", "yes")
+    return answer
+
+
+def _resolve_mode(mode: str) -> str:
+    """ "text" or "widget": ``mode``, ``$COURSE_QUIZ_MODE``, then whether this is a kernel."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if mode == "auto":
+        mode = os.environ.get(MODE_ENV, "").strip().lower() or "auto"
+        if mode not in MODES:
+            raise ValueError(f"${MODE_ENV} must be one of {', '.join(MODES)}; got {mode!r}")
+    if mode == "auto":
+        mode = "widget" if _in_kernel() else "text"
+    return mode
 
 
 def reset(quiz_id: str | None = None) -> None:

@@ -1,15 +1,25 @@
-"""Quizzes as plain text and static HTML, for where widgets cannot render.
+"""Quizzes as plain text and static HTML, for where widgets cannot render; each learner's
+choice order.
 
-Both renderings are deterministic (no progress, no answers), so nbval can compare them, and
-neither gives the answers away.
+Both renderings give no answers away. Without a ``learner_id`` they keep the bank's order and
+are deterministic (no progress, no answers), so nbval can compare them (``quiz.print_quiz``).
+With one, choices come in that learner's order (``choice_order``), the order the widget shows.
+
+``choice_order`` is the shuffle of issue 14: a learner who is good at tests finds no pattern in
+where the right choice sits. The order is seeded by a stable hash (SHA-256, not Python's
+``hash()``, which changes per process) of (learner id, quiz id, question id), so one learner
+sees the same order at every rerun, in the widget and in text. Choices keep their ids, and
+grading works on ids, never on positions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import random
 import textwrap
 
-from course_utils.quiz_bank import Question, Quiz
+from course_utils.quiz_bank import Choice, Question, Quiz
 
 WIDTH = 100
 TYPE_LABELS = {
@@ -20,14 +30,42 @@ TYPE_LABELS = {
 }
 
 
-def render_text(quiz: Quiz) -> str:
-    """The questions and their choices, numbered, with how to answer them with ``grade``."""
+SHUFFLED_TYPES = ("single", "multiple")
+
+
+def choice_seed(learner_id: str, quiz_id: str, question_id: str) -> int:
+    """A 64-bit seed, the same in every process and Python version, for one learner's question."""
+    for name, value in (
+        ("learner_id", learner_id),
+        ("quiz_id", quiz_id),
+        ("question_id", question_id),
+    ):
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{name} must be a non-empty string, got {type(value).__name__}")
+    text = "\x1f".join((learner_id, quiz_id, question_id))
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+def choice_order(quiz_id: str, question: Question, learner_id: str | None) -> tuple[Choice, ...]:
+    """``question``'s choices in the order ``learner_id`` sees them (bank order when None, and for
+    numeric and true/false questions)."""
+    if learner_id is None or question.type not in SHUFFLED_TYPES:
+        return question.choices
+    order = list(question.choices)
+    random.Random(choice_seed(learner_id, quiz_id, question.id)).shuffle(order)
+    return tuple(order)
+
+
+def render_text(quiz: Quiz, *, learner_id: str | None = None) -> str:
+    """The questions and their choices, numbered, with how to answer them with ``grade``.
+
+    Choices keep the bank's order unless ``learner_id`` is given (then: that learner's order)."""
     title = f"{quiz.title} ({quiz.id})"
     lines = [title, "=" * min(len(title), WIDTH)]
     if quiz.intro:
         lines += [*_wrap(quiz.intro, ""), ""]
     for number, question in enumerate(quiz.questions, start=1):
-        lines += _question_lines(number, question)
+        lines += question_lines(number, question, choice_order(quiz.id, question, learner_id))
     lines += [
         "",
         f'Answer with: quiz.grade("{quiz.id}", {{question id: answer, ...}}), where an answer is',
@@ -37,13 +75,19 @@ def render_text(quiz: Quiz) -> str:
     return "\n".join(lines)
 
 
-def _question_lines(number: int, question: Question) -> list[str]:
+def question_lines(
+    number: int | None, question: Question, choices: tuple[Choice, ...] | None = None
+) -> list[str]:
+    """One question as text lines: ``N. [id] prompt (kind)``, then ``id) text`` per choice, in the
+    order ``choices`` gives (the bank's when None)."""
     kind = TYPE_LABELS[question.type]
     if question.type == "numeric" and question.unit:
         kind += f", in {question.unit}"
-    head = f"{number}. [{question.id}] {question.prompt} ({kind})"
+    head = f"[{question.id}] {question.prompt} ({kind})"
+    if number is not None:
+        head = f"{number}. {head}"
     lines = _wrap(head, "   ", first_indent="")
-    for choice in question.choices:
+    for choice in question.choices if choices is None else choices:
         lines += _wrap(f"{choice.id}) {choice.text}", "      ", first_indent="   ")
     return lines
 
@@ -74,8 +118,9 @@ def markdown_to_html(text: str) -> str:
     return rendered.replace("<a href=", '<a target="_blank" rel="noopener" href=')
 
 
-def render_html(quiz: Quiz) -> str:
-    """A static, non-interactive HTML version (what an HTML export shows instead of widgets)."""
+def render_html(quiz: Quiz, *, learner_id: str | None = None) -> str:
+    """A static, non-interactive HTML version (what an HTML export shows instead of widgets);
+    choices in ``learner_id``'s order when given."""
     parts = [
         '<div class="course-quiz-static">',
         f"<h4>{html.escape(quiz.title)}</h4>",
@@ -92,7 +137,7 @@ def render_html(quiz: Quiz) -> str:
             parts.append('<ul style="list-style: none">')
             parts += [
                 f"<li>{html.escape(c.id)}) {markdown_to_html(c.text)}</li>"
-                for c in question.choices
+                for c in choice_order(quiz.id, question, learner_id)
             ]
             parts.append("</ul>")
         parts.append("</li>")

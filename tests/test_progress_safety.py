@@ -61,8 +61,8 @@ def test_one_grade_records_every_answer_in_one_write(private_progress, monkeypat
     quiz.grade("00_start_here", {"v100": "b", "t4": "a"}, record=True)
     assert len(writes) == 1
     assert progress.load()["00_start_here"] == {
-        "t4": {"solved": False, "attempts": 1},
-        "v100": {"solved": True, "attempts": 1},
+        "t4": {"solved": False, "attempts": 1, "answer": "a"},
+        "v100": {"solved": True, "attempts": 1, "answer": "b"},
     }
 
 
@@ -165,7 +165,11 @@ def test_no_progress_file_makes_the_widget_or_grade_raise(private_progress, cont
     assert all(issubclass(w.category, quiz.ProgressWarning) for w in caught)
     assert (private_progress.parent / "progress.json.corrupt").read_bytes() == content
     saved = json.loads(private_progress.read_text())
-    assert saved["quizzes"]["00_start_here"]["v100"] == {"solved": True, "attempts": 1}
+    assert saved["quizzes"]["00_start_here"]["v100"] == {
+        "solved": True,
+        "attempts": 1,
+        "answer": "b",
+    }
 
 
 # ------------------------------------------------------------------------- fault injection (matrix)

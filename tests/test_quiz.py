@@ -264,7 +264,7 @@ def test_print_quiz_is_deterministic_and_hides_the_answers(capsys, private_progr
     view = QuizView(load_quiz("00_start_here"))
     view.questions[2].set_answer("b")
     view.questions[2].check()  # progress must not change the text
-    quiz.show("00_start_here", mode="text")
+    quiz.print_quiz("00_start_here")
     assert capsys.readouterr().out == first
     nb00 = load_quiz("00_start_here")
     for q in nb00.questions:
@@ -311,11 +311,16 @@ def test_widget_wrong_then_right(private_progress):
     assert v100.hint.value == "" and f"Score: 1 / {total}" in view.score.value
     assert view.bar.value == 1
     saved = json.loads(private_progress.read_text())
-    assert saved["quizzes"]["00_start_here"]["v100"] == {"attempts": 2, "solved": True}
-    # after a restart, the learner sees the progress
+    assert saved["quizzes"]["00_start_here"]["v100"] == {
+        "attempts": 2,
+        "solved": True,
+        "answer": "b",
+    }
+    # after a restart, the learner sees the progress, and their answer selected
     again = QuizView(load_quiz("00_start_here"))
     assert f"Score: 1 / {total}" in again.score.value
     assert "right before" in again.questions[2].feedback.value
+    assert again.questions[2].current_answer() == "b"
     again.start_over()
     assert f"Score: 0 / {total}" in again.score.value
     assert progress.solved("00_start_here") == set()
@@ -340,8 +345,10 @@ def test_widget_input_problems_are_shown_not_raised():
     assert "Score: 3 / 12" in view.score.value
     by_id["t4"].set_answer("a")
     by_id["t4"].check()
-    by_id["t4"].reveal()
-    assert "Answer:</b> fp16 autocast with a GradScaler" in by_id["t4"].feedback.value
+    assert "Hint:" in by_id["t4"].hint.value
+    by_id["t4"].reveal()  # the answer takes the hint's place; the feedback stays
+    assert "Answer:</b> fp16 autocast with a GradScaler" in by_id["t4"].hint.value
+    assert "Hint:" not in by_id["t4"].hint.value and "Not quite" in by_id["t4"].feedback.value
     assert "Score: 3 / 12" in view.score.value  # revealing is not solving
 
 
@@ -363,7 +370,11 @@ def test_grade_records_only_when_asked(private_progress):
     assert not private_progress.exists()
     quiz.grade("00_start_here", {"v100": "b", "t4": "a"}, record=True)
     assert progress.solved("00_start_here") == {"v100"}
-    assert progress.load()["00_start_here"]["t4"] == {"solved": False, "attempts": 1}
+    assert progress.load()["00_start_here"]["t4"] == {
+        "solved": False,
+        "attempts": 1,
+        "answer": "a",
+    }
 
 
 def test_reset_one_quiz_or_all():
@@ -401,9 +412,11 @@ def test_unwritable_progress_file_warns_once_and_the_quiz_goes_on(tmp_path, monk
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     monkeypatch.setenv(progress.PROGRESS_ENV, str(blocker / "progress.json"))
-    view = QuizView(load_quiz("00_start_here"))
-    view.questions[2].set_answer("b")
     with pytest.warns(quiz.ProgressWarning, match="cannot save quiz progress"):
+        view = QuizView(load_quiz("00_start_here"))  # the learner id cannot be saved
+    with warnings.catch_warnings():  # warned once: no second warning
+        warnings.simplefilter("error")
+        view.questions[2].set_answer("b")
         assert view.questions[2].check() is True
     with warnings.catch_warnings():
         warnings.simplefilter("error")
