@@ -30,8 +30,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import math
 import pkgutil
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -191,28 +193,118 @@ def unregister(name: str) -> None:
 
 
 # ----------------------------------------------------------------- helpers for writing checkers
+# Every check of notebooks 00-05 and 08 reads a learner's value through these, so that a NaN, an
+# inf, a string that looks like a number, or an object whose ``__eq__`` is always True never
+# passes (issue 13; tests/test_exercise_answer_types.py). Taught nowhere: machinery.
+
+
 def expect_callable(answer: Any, what: str = "your answer") -> None:
     """Raise ``Incorrect`` unless ``answer`` is a function."""
     if not callable(answer):
         raise Incorrect(f"{what} should be a function, got {type(answer).__name__} {answer!r}")
 
 
+def expect_number(
+    answer: Any, what: str = "your answer", *, integer: bool = False, finite: bool = True
+) -> float | int:
+    """``answer`` as a Python float (an int with ``integer=True``), or ``Incorrect``.
+
+    Takes Python and NumPy ints and floats and one-element real tensors; refuses bools, strings,
+    containers and other objects (whatever their ``__eq__`` or ``__float__`` say), and, unless
+    ``finite=False``, NaN and +-inf."""
+    if _is_tensor(answer) and answer.numel() == 1:
+        if answer.is_complex() or answer.dtype is _torch_bool():
+            raise Incorrect(f"{what} should be a number, got a {answer.dtype} tensor")
+        answer = answer.item()
+    elif _is_numpy_scalar(answer):
+        answer = answer.item()
+    if isinstance(answer, bool) or not isinstance(answer, int | float):
+        raise Incorrect(f"{what} should be a number, got {_describe(answer)}")
+    if integer:
+        if not isinstance(answer, int):
+            raise Incorrect(f"{what} should be an int, got {_describe(answer)}")
+        return int(answer)
+    try:
+        value = float(answer)
+    except OverflowError:  # an int beyond float range
+        value = math.inf if answer > 0 else -math.inf
+    if finite and not math.isfinite(value):
+        shown = repr(value) if isinstance(answer, float) else "an int beyond float range"
+        raise Incorrect(f"{what} should be a finite number, got {shown}")
+    return value
+
+
+def expect_bool(answer: Any, what: str = "your answer") -> bool:
+    """``answer`` as a Python bool: takes ``bool``, ``numpy.bool_`` and a one-element bool
+    tensor; anything else (0/1, NaN, strings, truthy objects) is ``Incorrect``."""
+    if _is_tensor(answer) and answer.numel() == 1 and answer.dtype is _torch_bool():
+        return bool(answer.item())
+    if isinstance(answer, bool) or (_is_numpy_scalar(answer) and answer.dtype.kind == "b"):
+        return bool(answer)
+    raise Incorrect(f"{what} should be True or False, got {_describe(answer)}")
+
+
+def expect_str(answer: Any, what: str = "your answer") -> str:
+    """``answer`` if it is a ``str``, else ``Incorrect``."""
+    if not isinstance(answer, str):
+        raise Incorrect(f"{what} should be a string, got {_describe(answer)}")
+    return answer
+
+
 def expect_equal(got: Any, expected: Any, what: str = "the result") -> None:
-    """Raise ``Incorrect`` unless ``got == expected``."""
-    if got != expected:
+    """Raise ``Incorrect`` unless ``got`` equals ``expected`` and has its kind of type: numbers
+    compare as finite numbers (``9.0`` equals ``9``), bools as bools, anything else only when
+    ``type(got) is type(expected)`` (so an object whose ``__eq__`` is always True fails)."""
+    if isinstance(expected, bool):
+        same = expect_bool(got, what) == expected
+    elif isinstance(expected, int | float):
+        same = expect_number(got, what) == expected
+    elif type(got) is not type(expected):
+        raise Incorrect(f"{what} should be a {type(expected).__name__}, got {_describe(got)}")
+    elif isinstance(expected, tuple | list):
+        if len(got) != len(expected):
+            raise Incorrect(f"{what} is {got!r}, expected {expected!r}")
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+            expect_equal(g, e, what=f"{what}[{i}]")
+        same = True
+    else:
+        same = bool(expected == got)
+    if not same:
         raise Incorrect(f"{what} is {got!r}, expected {expected!r}")
 
 
 def expect_close(
     got: Any, expected: float, *, rel: float = 1e-6, abs_tol: float = 0.0, what: str = "the result"
 ) -> None:
-    """Raise ``Incorrect`` unless ``got`` is a number within ``rel``/``abs_tol`` of ``expected``."""
-    try:
-        value = float(got)
-    except (TypeError, ValueError):
-        raise Incorrect(f"{what} should be a number, got {type(got).__name__} {got!r}") from None
+    """Raise ``Incorrect`` unless ``got`` is a finite number within ``rel``/``abs_tol`` of
+    ``expected``."""
+    value = expect_number(got, what)
     if not abs(value - expected) <= max(rel * abs(expected), abs_tol):
         raise Incorrect(f"{what} is {value:g}, expected about {expected:g}")
+
+
+def _describe(answer: Any) -> str:
+    try:
+        shown = repr(answer)
+    except Exception:  # a learner's object whose repr fails
+        shown = "(no repr)"
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return f"{type(answer).__name__} {shown}"
+
+
+def _is_tensor(answer: Any) -> bool:
+    torch = sys.modules.get("torch")  # an answer can only be a tensor once torch is imported
+    return torch is not None and isinstance(answer, torch.Tensor)
+
+
+def _torch_bool():
+    return sys.modules["torch"].bool
+
+
+def _is_numpy_scalar(answer: Any) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(answer, numpy.generic)
 
 
 def _origin(func: Callable) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from course_utils.exercises import Incorrect, exercise, expect_callable
+from course_utils.exercises import Incorrect, exercise, expect_bool, expect_callable
 from course_utils.hardware import recommend_precision
 
 # GPUs the check asks about: (name, compute capability). Answers come from the hardware table.
@@ -35,11 +35,11 @@ def check_amp_settings(amp_settings):
             raise Incorrect(
                 f"amp_settings{cap} should return a pair (dtype, use_grad_scaler), got {got!r}"
             )
-        dtype, use_scaler = got
+        dtype, use_scaler = got[0], expect_bool(got[1], f"use_grad_scaler for capability {cap}")
         if dtype is not expected:
             raise Incorrect(
                 f"for the {name} (capability {cap}) you chose {dtype}, expected {expected}"
             )
-        if bool(use_scaler) != (expected is torch.float16):
+        if use_scaler != (expected is torch.float16):
             need = "needs" if expected is torch.float16 else "does not need"
             raise Incorrect(f"{expected} {need} a GradScaler (the {name}), you said {use_scaler!r}")

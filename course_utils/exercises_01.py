@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
 from course_utils import formats as F
-from course_utils.exercises import Incorrect, exercise
+from course_utils.exercises import Incorrect, exercise, expect_number
 
 # Exercise 1: a pattern to decode by hand (sign | exponent | mantissa).
 DECODE_PATTERN = "1 | 10010 | 1010000000"
@@ -18,11 +17,8 @@ SURVIVAL_CANDIDATES = [0.1, 70000.0, 65519.0, 1e-7, 1e-8, 1e-4, 60000.0, 5e-9]
 
 
 def _number(answer, what: str) -> float:
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, numbers.Real):
-        raise Incorrect(f"{what} should be a number, got {type(answer).__name__} {answer!r}")
-    return float(answer)
+    """A finite number (NaN, inf, strings and look-alike objects are ``Incorrect``)."""
+    return expect_number(answer, what)
 
 
 @exercise(

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import math
-import numbers
-
-import torch
 
 from course_utils import formats as F
-from course_utils.exercises import Incorrect, exercise, expect_callable
+from course_utils.exercises import Incorrect, exercise, expect_bool, expect_callable, expect_number
 
 # Exercise 1: a layer's gradients, from the tiniest to the largest.
 SCALE_GRADIENTS = [3e-9, 2e-7, 1e-5, 0.25]
@@ -49,11 +46,9 @@ def _fp16_is_normal(x: float) -> bool:
 def check_smallest_loss_scale(scale):
     """``scale``: the smallest power of two s such that every ``s * g`` for g in
     ``SCALE_GRADIENTS`` is a normal fp16 number (not zero, not subnormal, not inf)."""
-    if isinstance(scale, torch.Tensor) and scale.numel() == 1:
-        scale = scale.item()
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0:
+    scale = expect_number(scale, "the loss scale")
+    if not scale > 0:
         raise Incorrect(f"the loss scale should be a positive number, got {scale!r}")
-    scale = float(scale)
     if not math.log2(scale).is_integer():
         raise Incorrect(f"{scale:g} is not a power of two (loss scalers use powers of two)")
     expected = next(
@@ -82,10 +77,8 @@ def check_update_moves(moves):
     for w, update in MOVE_CASES:
         w_bf16 = F.round_to([w], "bf16").item()
         truth = F.round_to([w_bf16 + update], "bf16").item() != w_bf16
-        got = moves(w, update)
-        if not isinstance(got, (bool, torch.Tensor)) and got not in (0, 1):
-            raise Incorrect(f"moves({w}, {update}) should return True or False, got {got!r}")
-        if bool(got) != truth:
+        got = expect_bool(moves(w, update), f"moves({w}, {update})")
+        if got != truth:
             verdict = "moves" if truth else "is lost"
             hint = None
             if w == 1.0 and update < 0:

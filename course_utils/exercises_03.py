@@ -7,7 +7,7 @@ import random
 
 import torch
 
-from course_utils.exercises import Incorrect, exercise, expect_callable
+from course_utils.exercises import Incorrect, exercise, expect_callable, expect_number
 
 STEPS, MICRO_BATCHES = 3, 3  # the train_step check: 3 optimizer steps of 3 micro-batches
 INIT_SCALE = 16.0  # small, so that gradients left over from a step still show
@@ -68,6 +68,10 @@ def check_update_scale(update_scale):
             got = update_scale(*ours, found_inf, *factors.values())
             if not (isinstance(got, tuple) and len(got) == 2):
                 raise Incorrect(f"update_scale should return (new_scale, new_tracker), got {got!r}")
+            got = (
+                expect_number(got[0], f"the new scale after step {i}"),
+                expect_number(got[1], f"the new growth_tracker after step {i}", integer=True),
+            )
             if not (_same_number(got[0], theirs[0]) and got[1] == theirs[1]):
                 event = "an overflow" if found_inf else "a clean step"
                 raise Incorrect(

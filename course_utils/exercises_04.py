@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from course_utils.exercises import Incorrect, exercise, expect_callable
+from course_utils.exercises import Incorrect, exercise, expect_callable, expect_number
 
 GIB = 2**30
 
@@ -33,16 +33,12 @@ def check_training_memory(training_memory_gib):
     expect_callable(training_memory_gib, "training_memory_gib")
     for precision in BYTES_PER_PARAMETER:
         for n in CHECK_SIZES:
-            got = training_memory_gib(n, precision)
             want = expected_gib(n, precision)
-            try:
-                value = float(got)
-            except (TypeError, ValueError):
-                raise Incorrect(
-                    f"training_memory_gib({n:.3g}, {precision!r}) should be a number of GiB, "
-                    f"got {got!r}"
-                ) from None
-            if abs(value - want) > 0.02 * want:
+            value = expect_number(  # a NaN, an inf or a string is never "close" (issue 13)
+                training_memory_gib(n, precision),
+                f"training_memory_gib({n:.3g}, {precision!r}) (a number of GiB)",
+            )
+            if not abs(value - want) <= 0.02 * want:
                 if abs(value - want * GIB / 1e9) <= 0.02 * want:
                     raise Incorrect(
                         f"for {n:.3g} parameters in {precision!r} you gave {value:.1f}: that is "

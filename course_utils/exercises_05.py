@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from course_utils.exercises import Incorrect, exercise
+from course_utils.exercises import Incorrect, exercise, expect_str
 from course_utils.hardware import recommend_precision
 
 # What ``PrecisionAudit(...).report().ran`` can say about a Trainer run.
@@ -33,6 +33,8 @@ def check_precision_plan(plan):
     missing = [key for key in _KEYS if key not in plan]
     if missing:
         raise Incorrect(f"plan lacks {', '.join(missing)}")
+    for key in _KEYS:
+        expect_str(plan[key], f"plan[{key!r}]")
     for key in ("ran_on_gpu", "ran_on_cpu"):
         if _norm(plan[key]) not in {_norm(o) for o in AUDIT_OUTCOMES}:
             raise Incorrect(

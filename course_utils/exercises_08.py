@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch.distributed.fsdp import MixedPrecisionPolicy
 
-from course_utils.exercises import Incorrect, exercise, expect_callable
+from course_utils.exercises import Incorrect, exercise, expect_callable, expect_number
 
 # (numel, world size, dtype)
 RING_CASES = [
@@ -115,9 +114,7 @@ def check_ring_allreduce_bytes(ring_allreduce_bytes):
     expect_callable(ring_allreduce_bytes, "ring_allreduce_bytes")
     for numel, world, dtype in RING_CASES:
         what = f"ring_allreduce_bytes({numel}, {world}, {dtype})"
-        got = ring_allreduce_bytes(numel, world, dtype)
-        if isinstance(got, bool) or not isinstance(got, numbers.Real):
-            raise Incorrect(f"{what} should be a number, got {type(got).__name__} {got!r}")
+        got = expect_number(ring_allreduce_bytes(numel, world, dtype), what)
         size = torch.tensor([], dtype=dtype).element_size()
         expected = 2 * (world - 1) / world * numel * size
         if math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-9):
