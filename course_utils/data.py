@@ -18,6 +18,8 @@ from collections.abc import Iterator
 
 import torch
 
+from course_utils.env import pick_device
+
 SPLITS = ("train", "heldout")
 CORPUS_NAME = "python_stdlib_docstrings"
 DOC_SEPARATOR = "<|endoftext|>"
@@ -107,6 +109,8 @@ def token_batches(
         _check_positive_int("num_batches", num_batches)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {seed!r}")
+    if device is not None:  # checked here, at the call, not at the first batch
+        device = pick_device(device)
     max_len = _tokenizer_max_length(tokenizer)
     if max_len is not None and seq_len > max_len:
         raise ValueError(

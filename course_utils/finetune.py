@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from course_utils.data import data_dir
+from course_utils.env import pick_device
 
 DATASET_NAME = "python_builtins_qa"
 SPLITS = ("train", "heldout")
@@ -170,7 +171,7 @@ def sft_config(
     for name, value in (("steps", steps), ("batch_size", batch_size), ("max_length", max_length)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
-    device_type = torch.device(device).type if device is not None else _default_device_type()
+    device_type = pick_device(device).type
     settings = {
         "output_dir": output_dir or tempfile.mkdtemp(prefix="course-sft-"),
         "bf16": precision == "bf16",
@@ -218,14 +219,10 @@ def available_precisions(device: str | torch.device | None = None) -> tuple[str,
     and on GPUs with bf16 units; ("fp32", "fp16") on GPUs without them (V100, T4). There the
     Trainer accepts ``bf16=True`` all the same, because ``torch.cuda.is_bf16_supported()`` counts
     emulation by default; this asks ``including_emulation=False``."""
-    device_type = torch.device(device).type if device is not None else _default_device_type()
+    device_type = pick_device(device).type
     if device_type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
         return ("fp32", "fp16")
     return PRECISIONS
-
-
-def _default_device_type() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # ---------------------------------------------------------------------------------- trainer

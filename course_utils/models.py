@@ -25,6 +25,7 @@ import struct
 import torch
 
 from course_utils.data import data_dir
+from course_utils.env import pick_device
 
 DEFAULT_MODEL = "tiny-gpt2"
 
@@ -90,6 +91,8 @@ def load_model_and_tokenizer(
 
     _check_name(name)
     torch_dtype = _resolve_dtype(dtype)
+    if device is not None:  # the course's one device resolver, before anything is loaded
+        device = pick_device(device)
     source = str(model_path(name)) if name in shipped_models() else name
     kwargs = {} if torch_dtype is None else {"dtype": torch_dtype}
     try:

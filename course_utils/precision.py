@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from course_utils.env import pick_device
+
 # name -> what it means; the order is the order the course introduces them.
 PRECISIONS: dict[str, str] = {
     "fp32": "fp32 weights and maths: the baseline",
@@ -54,10 +56,13 @@ def uses_loss_scaling(precision: str) -> bool:
 
 
 def precision_context(
-    precision: str, device_type: str = "cpu"
+    precision: str, device_type: str | torch.device = "cpu"
 ) -> contextlib.AbstractContextManager:
-    """The context the forward pass (and the loss) runs in for ``precision``."""
+    """The context the forward pass (and the loss) runs in for ``precision``, on ``device_type``
+    ("cpu", "cuda", or a ``torch.device``). The device goes through ``env.pick_device``: one
+    that is not there is an error here (``torch.autocast`` would only warn and run fp32)."""
     precision = check_precision(precision)
+    device_type = pick_device(device_type).type
     if precision in AUTOCAST_DTYPES:
         return torch.autocast(device_type, dtype=AUTOCAST_DTYPES[precision])
     if precision == "fp16-emulated":
