@@ -7,7 +7,6 @@ or a test): one process per rank, NCCL between GPUs, gloo between CPU processes.
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from course_utils.atomic import write_json_atomic
 
 RESULT_DIR_ENV = "COURSE_DIST_OUT"
 MODELS = ("toy", "mini", "tiny-gpt2")
@@ -68,13 +69,14 @@ def finish() -> None:
 
 
 def write_result(ctx: Context, result: dict[str, Any]) -> None:
-    """Save this rank's results as ``rank<N>.json`` in ``$COURSE_DIST_OUT`` (if set)."""
+    """Save this rank's results as ``rank<N>.json`` in ``$COURSE_DIST_OUT`` (if set), atomically:
+    a failed write (a full disk) leaves the previous file whole."""
     folder = os.environ.get(RESULT_DIR_ENV)
     if not folder:
         return
     path = pathlib.Path(folder) / f"rank{ctx.rank}.json"
     payload = {"rank": ctx.rank, "world_size": ctx.world_size, "backend": ctx.backend, **result}
-    path.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
+    write_json_atomic(path, payload, indent=1, default=str)
 
 
 # ------------------------------------------------------------------------------------- models

@@ -423,7 +423,10 @@ def ulp(x: float, fmt: str) -> float:
     that binade, 2^(max(e, emin) - mantissa_bits), like ``math.ulp`` (ulp(0) is the smallest
     subnormal; ulp(+-inf) is inf; ulp(NaN) is NaN)."""
     spec = get_format(fmt)
-    info = fields(x, spec.name)
+    value = _as_real(x)
+    if math.isinf(value):  # before rounding: fp8_e4m3 has no inf, and torch saturates it to 448
+        return math.inf
+    info = fields(value, spec.name)
     if info.kind == "nan":
         return math.nan
     if info.kind == "inf":

@@ -457,3 +457,10 @@ def test_round_to_returns_a_new_fp32_tensor():
     same = torch.tensor([1.0])
     assert F.round_to(same, "fp32").data_ptr() != same.data_ptr()
     assert F.round_to([257.0, 0.1], "bf16").tolist() == [256.0, 0.10009765625]
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "tf32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2"])
+def test_ulp_of_infinity_and_nan_in_every_format(fmt):
+    """Issue 13 (lesser): ulp(inf, "fp8_e4m3") was 32 (torch saturates inf to 448 there)."""
+    assert F.ulp(math.inf, fmt) == math.inf and F.ulp(-math.inf, fmt) == math.inf
+    assert math.isnan(F.ulp(math.nan, fmt))
