@@ -14,7 +14,7 @@ export TOKENIZERS_PARALLELISM := false
 # OpenMP threads that spin while waiting slow small CPU steps 3-10x on a busy machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install lab test test-fast test-portable execute lint format student-copy answer-key lock clean
+.PHONY: install lab test test-fast test-portable execute lint quiz-lint quiz-stats format student-copy answer-key lock clean
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,13 @@ execute: install  ## re-execute every notebook in place (refuses on a busy machi
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m course_utils.quiz_lint
+
+quiz-lint: install  ## every quiz bank against the rules that keep a score honest
+	$(BIN)/python -m course_utils.quiz_lint
+
+quiz-stats: install  ## per bank: questions, correct-is-longest, key positions, predict-first prompts
+	$(BIN)/python -m course_utils.quiz_lint --stats
 
 format: install
 	$(BIN)/ruff check --fix .
