@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import numbers
 import pathlib
 import tempfile
 import warnings
@@ -130,13 +131,35 @@ def lora_config(
 ):
     """The original tutorial's LoRA adapter for GPT-2, plus ``fan_in_fan_out=True`` (GPT-2's
     ``c_attn``/``c_proj`` are ``Conv1D`` layers that store their weight transposed; PEFT warns
-    and sets it itself if you leave it out). ``dropout`` is 0 so runs are reproducible."""
+    and sets it itself if you leave it out). ``dropout`` is 0 so runs are reproducible.
+    ``r`` is a positive int, ``alpha`` a positive number, ``0 <= dropout < 1`` and
+    ``target_modules`` a non-empty list of module names (a plain string would be read by PEFT
+    as one regular expression), else a ValueError/TypeError says which."""
     from peft import LoraConfig
 
+    if not isinstance(r, int) or isinstance(r, bool) or r < 1:
+        raise ValueError(f"r must be a positive int (the adapter's rank, e.g. 8), got {r!r}")
+    if not _is_real(alpha) or not 0 < alpha < math.inf:
+        raise ValueError(f"alpha must be a positive number (e.g. 16 = 2 r), got {alpha!r}")
+    if not _is_real(dropout) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    if isinstance(target_modules, str | bytes) or not isinstance(target_modules, Iterable):
+        raise TypeError(
+            f"target_modules must be a list of module names such as ['c_attn', 'c_proj'], "
+            f"got {type(target_modules).__name__} {target_modules!r}"
+        )
+    target_modules = list(target_modules)
+    if not all(isinstance(name, str) and name for name in target_modules):
+        raise TypeError(
+            f"target_modules must be a list of module names (non-empty strings), "
+            f"got {target_modules!r}"
+        )
+    if not target_modules:
+        raise ValueError("target_modules must name at least one module, e.g. ['c_attn']")
     return LoraConfig(
         r=r,
         lora_alpha=alpha,
-        target_modules=list(target_modules),
+        target_modules=target_modules,
         lora_dropout=dropout,
         fan_in_fan_out=True,
         task_type="CAUSAL_LM",
@@ -162,6 +185,9 @@ def sft_config(
     reporting, a constant learning rate (so a shorter run is the start of a longer one), a log
     line every step and ``activation_checkpointing=False`` (TRL turns it on by
     default; at this size it only costs time). ``overrides`` go to ``SFTConfig`` as they are.
+    ``learning_rate`` is a positive finite number. Without ``output_dir``, each config gets its
+    own fresh folder inside one temporary folder per process, removed when the process exits
+    (pass ``output_dir`` to keep what a run writes).
     """
     from trl import SFTConfig
 
@@ -171,9 +197,13 @@ def sft_config(
     for name, value in (("steps", steps), ("batch_size", batch_size), ("max_length", max_length)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not _is_real(learning_rate) or not 0 < learning_rate < math.inf:
+        raise ValueError(
+            f"learning_rate must be a positive finite number (e.g. 2e-4), got {learning_rate!r}"
+        )
     device_type = pick_device(device).type
     settings = {
-        "output_dir": output_dir or tempfile.mkdtemp(prefix="course-sft-"),
+        "output_dir": output_dir or tempfile.mkdtemp(prefix="run-", dir=_scratch_folder()),
         "bf16": precision == "bf16",
         "fp16": precision == "fp16",
         "use_cpu": device_type == "cpu",
@@ -195,6 +225,23 @@ def sft_config(
     }
     settings.update(overrides)
     return SFTConfig(**settings)
+
+
+_SCRATCH: list[tempfile.TemporaryDirectory] = []  # the one course-sft-* folder of this process
+
+
+def _scratch_folder() -> str:
+    """This process's ``course-sft-*`` temporary folder, made on first use; ``TemporaryDirectory``
+    removes it (and every run folder in it) when the process exits."""
+    if not _SCRATCH or not pathlib.Path(_SCRATCH[0].name).is_dir():
+        _SCRATCH[:] = [
+            tempfile.TemporaryDirectory(prefix="course-sft-", ignore_cleanup_errors=True)
+        ]
+    return _SCRATCH[0].name
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_no_conflict(precision: str, overrides: dict) -> None:
