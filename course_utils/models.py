@@ -20,7 +20,9 @@ import copy
 import json
 import os
 import pathlib
+import shutil
 import struct
+import tempfile
 
 import torch
 
@@ -137,10 +139,20 @@ def save_pretrained_as(model, tokenizer, folder, dtype) -> pathlib.Path:
         raise TypeError(f"folder must be a path, got {folder!r}")
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with _quiet_loading():
-        copy.deepcopy(model).to(torch_dtype).save_pretrained(folder, safe_serialization=True)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(folder)
+    # Write everything into a fresh folder beside the target, then move the files in: a full
+    # disk or Ctrl-C while saving leaves the previous checkpoint in ``folder`` as it was.
+    staging = pathlib.Path(
+        tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent)
+    )
+    try:
+        with _quiet_loading():
+            copy.deepcopy(model).to(torch_dtype).save_pretrained(staging, safe_serialization=True)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(staging)
+        for path in sorted(staging.iterdir(), key=lambda p: p.name == "config.json"):
+            os.replace(path, folder / path.name)  # each file whole; config.json last
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
