@@ -398,19 +398,24 @@ def matmul_sweep(
     progress: bool = False,
 ) -> MatmulSweep:
     """Matmul throughput for each dtype over square sizes (default: every dtype; sizes 64..512 on
-    a CPU, 256..8192 on a GPU).
+    a CPU, 256..8192 on a GPU). ``dtypes`` is a sequence of names or one name ("fp32");
+    ``sizes`` an iterable of ints or one int.
 
     Within a dtype, a size whose single call is predicted (from the previous size, time growing
     as n^3) to take more than ``max_point_s`` is skipped with that reason: fp16 on a CPU without
     fp16 units would otherwise take minutes. ``budget_s`` caps the timed calls per point.
     """
     device = _resolve_device(device)
+    if isinstance(dtypes, str):  # one name: matmul_sweep("fp32")
+        dtypes = (dtypes,)
     dtypes = tuple(MATMUL_DTYPES if dtypes is None else dtypes)
     for d in dtypes:
         if d not in MATMUL_DTYPES:
             raise ValueError(f"unknown dtype {d!r}: choose from {', '.join(MATMUL_DTYPES)}")
     if sizes is None:
         sizes = GPU_SIZES if device.type == "cuda" else CPU_SIZES
+    elif isinstance(sizes, int) and not isinstance(sizes, bool):  # one size: sizes=512
+        sizes = (sizes,)
     sizes = sorted(set(sizes))
     name = device_name(device)
     sweep = MatmulSweep(

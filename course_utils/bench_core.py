@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 import pathlib
@@ -30,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from course_utils.atomic import write_json_atomic
 
 SCHEMA = "course-bench/1"
 
@@ -370,11 +371,38 @@ def _git_commit() -> str | None:
 
 
 def write_json(data: dict[str, Any], path: str | os.PathLike) -> pathlib.Path:
-    """Write ``data`` as indented JSON (NaN/inf become null); create parent folders."""
+    """Write ``data`` as indented JSON (NaN/inf become null); create parent folders.
+
+    The write is atomic (``course_utils.atomic``): a full disk or an interrupted run leaves the
+    previous file, if any, as it was, never a truncated one.
+    """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_finite(data), indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_json_atomic(path, _finite(data))
+
+
+def check_output_folder(folder: str | os.PathLike) -> pathlib.Path:
+    """Check, before any work, that results can be written into ``folder``: it exists and is a
+    writable folder, or it can be created (its nearest existing parent is a writable folder).
+    Returns the folder as a ``Path``; raises ``ValueError`` saying what is wrong."""
+    if not isinstance(folder, str | os.PathLike):
+        raise TypeError(f"folder must be a str or os.PathLike, got {type(folder).__name__}")
+    folder = pathlib.Path(folder)
+    if not os.fspath(folder):
+        raise ValueError("empty output folder")
+    probe = folder
+    while not probe.exists():
+        if probe.is_symlink():
+            raise ValueError(f"cannot write into {folder}: {probe} is a broken symlink")
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ValueError(f"cannot write into {folder}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        what = "is" if probe == folder else f"would be created in {probe}, which is"
+        raise ValueError(f"cannot write into {folder}: it {what} not writable")
+    return folder
 
 
 def _finite(value: Any) -> Any:

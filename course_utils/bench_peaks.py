@@ -39,7 +39,10 @@ ADA_WHITEPAPER = (
 GA102_WHITEPAPER = (
     "https://www.nvidia.com/content/PDF/nvidia-ampere-ga-102-gpu-architecture-whitepaper-v2.pdf"
 )
-MI300X = "https://www.amd.com/en/products/accelerators/instinct/mi300/mi300x.html"
+# AMD's "Peak-performance capabilities of the MI300X for different data types" table (ROCm docs,
+# MI300 series microarchitecture): Matrix FP32 and Vector FP32 are both 256 FLOPS/clock/CU,
+# 163.4 TFLOPS; Vector FP64 81.7; TF32 653.7; Matrix FP16/BF16 1307.4; Matrix FP8 2614.9 (dense).
+MI300X = "https://rocm.docs.amd.com/en/docs-6.2.2/conceptual/gpu-arch/mi300.html"
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,9 @@ GPU_PEAKS: tuple[GpuPeak, ...] = (
             "fp8": 3958}, _TC, H100),
     GpuPeak("A100 (40/80 GB, SXM or PCIe)", r"\ba100\b", {"fp32": 19.5, "tf32": 156, "bf16": 312,
             "fp16": 312}, frozenset(), A100, "the data sheet lists dense and sparse figures"),
-    GpuPeak("L40S", r"\bl40s\b", {"fp32": 91.6, "tf32": 366, "bf16": 733, "fp16": 733,
-            "fp8": 1466}, _TC, L40S),
+    GpuPeak("L40S", r"\bl40s\b", {"fp32": 91.6, "tf32": 183, "bf16": 362.05, "fp16": 362.05,
+            "fp8": 733}, frozenset(), L40S, "the data sheet prints dense and sparse figures; its "
+            "dense bf16/fp16 (362.05) is a little under half its sparse 733"),
     GpuPeak("L4", r"\bl4\b", {"fp32": 30.3, "tf32": 120, "bf16": 242, "fp16": 242, "fp8": 485},
             _TC, L4),
     GpuPeak("A10", r"\ba10\b", {"fp32": 31.2, "tf32": 62.5, "bf16": 125, "fp16": 125},
@@ -103,7 +107,9 @@ GPU_PEAKS: tuple[GpuPeak, ...] = (
     GpuPeak("Tesla V100 PCIe", r"\bv100\b", {"fp32": 14, "fp16": 112}, frozenset(), V100,
             "fp16 is the 'tensor performance' figure; no bf16 or tf32 tensor cores"),
     GpuPeak("Instinct MI300X", r"\bmi300x\b", {"fp32": 163.4, "tf32": 653.7, "bf16": 1307.4,
-            "fp16": 1307.4, "fp8": 2614.9}, frozenset(), MI300X, "dense figures"),
+            "fp16": 1307.4, "fp8": 2614.9}, frozenset(), MI300X,
+            "dense; AMD lists fp32 163.4 for both 'Vector FP32' and 'Matrix FP32' (256 FLOPS/clock/CU "
+            "each), unlike NVIDIA, whose fp32 column is the non-tensor rate"),
 )
 # fmt: on
 

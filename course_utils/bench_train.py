@@ -155,8 +155,8 @@ class StepResult:
 
 
 _FP16_ON_CPU = (
-    "fp16 on a CPU without fp16 units is far slower than fp32 (see the matmul sweep); pass "
-    "allow_slow_fp16=True to time it anyway"
+    "fp16 on a CPU is not timed by default: without native fp16 units (AVX512-FP16, AMX-FP16) it "
+    "is far slower than fp32 (see the matmul sweep); pass allow_slow_fp16=True to time it anyway"
 )
 
 

@@ -25,8 +25,19 @@ import sys
 import time
 
 from course_utils import bench
-from course_utils.bench_core import write_json
+from course_utils.bench_core import check_output_folder, write_json
 from course_utils.bench_train import summarize
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (``--steps 0`` would leave no timing to take a median of)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,14 +46,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if any)")
     p.add_argument("--quick", action="store_true", help="a smoke test: tiny sizes, few steps")
     p.add_argument("--dtypes", nargs="+", choices=bench.MATMUL_DTYPES, default=None)
-    p.add_argument("--sizes", nargs="+", type=int, default=None, help="matmul sizes n (n x n)")
+    p.add_argument(
+        "--sizes", nargs="+", type=positive_int, default=None, help="matmul sizes n (n x n)"
+    )
     p.add_argument("--models", nargs="+", choices=list(bench.MODEL_PRESETS), default=None)
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=None)
+    p.add_argument("--batch-sizes", nargs="+", type=positive_int, default=None)
     p.add_argument("--precisions", nargs="+", choices=("fp32", "bf16", "fp16"), default=None)
-    p.add_argument("--seq-len", type=int, default=None)
-    p.add_argument("--steps", type=int, default=None, help="timed training steps per point")
+    p.add_argument("--seq-len", type=positive_int, default=None)
+    p.add_argument(
+        "--steps", type=positive_int, default=None, help="timed training steps per point (>= 1)"
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # Check the output before the (possibly long) benchmarks run, not after.
+    out = pathlib.Path(args.out)
+    folder = out.parent if out.suffix == ".json" else out
+    if out.suffix == ".json" and out.is_dir():
+        p.error(f"--out {out}: is a folder, not a .json file")
+    try:
+        check_output_folder(folder)
+    except ValueError as exc:
+        p.error(f"--out {args.out}: {exc}")
+    return args
 
 
 def output_path(out: str, data: dict) -> pathlib.Path:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import json
 import os
 import pathlib
 import platform
@@ -67,6 +66,14 @@ def parse_args(argv=None):
         p.error(
             "no CUDA GPU here: reference runs are GPU runs (use --smoke --out DIR for a CPU test)"
         )
+    # Check the output folder now, before any training: a run is not lost to a bad --out.
+    from course_utils.bench_core import check_output_folder
+    from course_utils.reference_runs import reference_runs_dir
+
+    try:
+        check_output_folder(args.out if args.out is not None else reference_runs_dir())
+    except ValueError as exc:
+        p.error(f"--out: {exc}")
     return args
 
 
@@ -212,13 +219,20 @@ def record(args) -> pathlib.Path:
         "skipped": skipped,
         "runs": [dataclasses.asdict(run) for run in runs],
     }
-    out_dir = args.out or reference_runs_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
     name = "cpu-smoke.json" if args.smoke else gpu_file_name(hardware["gpu"])
-    path = out_dir / name
-    path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    path = save_payload(payload, args.out or reference_runs_dir(), name)
     print(f"wrote {path}")
     return path
+
+
+def save_payload(payload: dict, out_dir: pathlib.Path, name: str) -> pathlib.Path:
+    """Write ``payload`` to ``out_dir / name`` atomically (``course_utils.atomic``): a full disk or
+    an interrupted write leaves the previous file, if any, as it was."""
+    from course_utils.atomic import write_json_atomic
+
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return write_json_atomic(out_dir / name, payload, indent=1)
 
 
 def main(argv=None) -> pathlib.Path:

@@ -283,6 +283,86 @@ def test_bench_cli_writes_json_with_provenance(tmp_path, capsys):
     assert bench.recorded_benchmarks(tmp_path)[0]["file"] == path.name
 
 
+def test_write_json_is_atomic_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    # issue 13 item 8: a plain write_text left a truncated file where a good one was
+    path = bench_core.write_json({"run": 1}, tmp_path / "sub" / "bench.json")
+    assert json.loads(path.read_text()) == {"run": 1}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        bench_core.write_json({"run": 2, "x": float("nan")}, path)
+    assert json.loads(path.read_text()) == {"run": 1}  # the previous file, whole
+    assert [f.name for f in path.parent.iterdir()] == ["bench.json"]  # no temporary left
+    monkeypatch.undo()
+    bench_core.write_json({"run": 2, "x": float("nan")}, path)
+    assert json.loads(path.read_text()) == {"run": 2, "x": None}
+
+
+def test_a_symlink_at_the_bench_file_is_replaced_not_written_through(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / "bench.json").symlink_to(victim)
+    bench_core.write_json({"run": 1}, tmp_path / "bench.json")
+    assert victim.read_text() == "keep me" and not (tmp_path / "bench.json").is_symlink()
+
+
+def test_check_output_folder_says_what_is_wrong(tmp_path):
+    assert (
+        bench_core.check_output_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    )
+    assert not (tmp_path / "new").exists()  # checked, not created
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        bench_core.check_output_folder(tmp_path / "file.txt" / "sub")
+    with pytest.raises(ValueError, match="is a file"):
+        bench_core.check_output_folder(tmp_path / "file.txt")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="broken symlink"):
+        bench_core.check_output_folder(tmp_path / "dangling" / "sub")
+    with pytest.raises(TypeError):
+        bench_core.check_output_folder(None)
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ValueError, match="not writable"):
+            bench_core.check_output_folder(locked / "sub")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--steps", "0"], "--steps: must be 1 or more, got 0"),
+        (["--steps", "-3"], "--steps: must be 1 or more"),
+        (["--sizes", "64", "0"], "--sizes: must be 1 or more"),
+        (["--batch-sizes", "x"], "--batch-sizes: expected a whole number"),
+        (["--seq-len", "0"], "--seq-len: must be 1 or more"),
+        (["--out", "{file}/sub"], "is a file, not a folder"),
+        (["--out", "{file}/result.json"], "is a file, not a folder"),
+        (["--out", "{folder}.json"], "is a folder, not a .json file"),
+    ],
+)
+def test_bench_cli_rejects_bad_settings_before_measuring_anything(tmp_path, capsys, argv, message):
+    # issue 13, lesser: --steps 0 raised statistics.StatisticsError after the matmul sweep
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder.json").mkdir()
+    argv = [a.format(file=tmp_path / "file", folder=tmp_path / "folder") for a in argv]
+    cli = load_script("bench")
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--device", "cpu", *argv])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_matmul_sweep_takes_one_dtype_name_or_one_size():
+    # issue 13, lesser: matmul_sweep("fp32") said "unknown dtype 'f'"
+    sweep = bench.matmul_sweep("fp32", 32, "cpu", budget_s=0.02)
+    assert [(r.dtype, r.size) for r in sweep.results] == [("fp32", 32)]
+    with pytest.raises(ValueError, match="unknown dtype 'fp3'"):
+        bench.matmul_sweep("fp3", (32,), "cpu")
+
+
 # ---------------------------------------------------------------------------- gpu_check.sh
 GPU_CHECK = REPO_ROOT / "scripts" / "gpu_check.sh"
 

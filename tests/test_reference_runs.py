@@ -1,6 +1,7 @@
 """Reference GPU runs: loading, describing, plotting, and the script that records them."""
 
 import json
+import os
 import pathlib
 import shutil
 import sys
@@ -136,6 +137,32 @@ def test_script_refuses_to_write_smoke_runs_into_data_and_needs_a_gpu_otherwise(
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit):
             record_reference_run.parse_args([])
+
+
+def test_script_checks_out_before_any_training(tmp_path, monkeypatch, capsys):
+    # issue 13 item 8: --out was checked only after the whole (GPU) run
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit) as stop:
+        record_reference_run.parse_args(["--smoke", "--out", str(tmp_path / "file" / "ref")])
+    assert stop.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        record_reference_run.parse_args(["--smoke", "--out", str(tmp_path / "file")])
+    args = record_reference_run.parse_args(["--smoke", "--out", str(tmp_path / "new")])
+    assert args.out == tmp_path / "new" and not args.out.exists()  # creatable: accepted
+
+
+def test_script_writes_its_file_atomically(tmp_path, monkeypatch):
+    path = record_reference_run.save_payload({"runs": [1]}, tmp_path / "out", "gpu.json")
+    assert json.loads(path.read_text()) == {"runs": [1]}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        record_reference_run.save_payload({"runs": [2]}, tmp_path / "out", "gpu.json")
+    assert json.loads(path.read_text()) == {"runs": [1]}
+    assert [f.name for f in path.parent.iterdir()] == ["gpu.json"]
 
 
 @pytest.mark.skipif("tiny-gpt2" not in shipped_models(), reason="the shipped tiny-gpt2 is missing")
