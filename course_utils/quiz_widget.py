@@ -316,7 +316,7 @@ class QuestionView:
 
 
 def answer_html(question: Question) -> str:
-    shown = html.escape(describe_answer(question, question.key))
+    shown = markdown_to_html(describe_answer(question, question.key))
     return styled(
         "note", f"<b>Answer:</b> {shown}<div>{markdown_to_html(question.explanation)}</div>"
     )
@@ -385,8 +385,7 @@ class QuizView:
         )
         self.prev_button.on_click(lambda _b: self.go(self.current - 1))
         self.next_button.on_click(lambda _b: self.go(self.current + 1))
-        self.position = widgets.HTML().add_class("course-quiz-position")
-        nav = widgets.HBox([self.prev_button, self.next_button, self.position])
+        nav = widgets.HBox([self.prev_button, self.next_button])
         nav.layout.align_items = "center"
         if not one_at_a_time:
             nav.layout.display = _HIDDEN
@@ -430,7 +429,6 @@ class QuizView:
         self.page.children = [self.questions[self.current].box]
         self.prev_button.disabled = self.current == 0
         self.next_button.disabled = self.current == len(self.questions) - 1
-        self.position.value = f"Question {self.current + 1} of {len(self.questions)}"
 
     def start_over(self, _button: Any = None) -> None:
         progress.reset(self.quiz.id)
@@ -475,7 +473,7 @@ class PredictView:
             self._lock(f"Your prediction, saved earlier: {self._describe(prediction)}.")
 
     def _describe(self, answer: Any) -> str:
-        return html.escape(describe_answer(self.question, answer))
+        return markdown_to_html(describe_answer(self.question, answer))
 
     def _lock(self, message: str) -> None:
         self.answer_input.disable()
@@ -575,7 +573,7 @@ def revisit_html(question: Question, prediction: Any) -> str:
             )
         )
     else:
-        shown = html.escape(describe_answer(question, prediction))
+        shown = markdown_to_html(describe_answer(question, prediction))
         if verdict.correct:
             parts.append(styled("right", f"<b>&#10003; You predicted:</b> {shown}"))
         else:
