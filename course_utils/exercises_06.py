@@ -1,9 +1,16 @@
-"""Checks for the exercises of notebook 06 (NaN recovery), taught in its section 6."""
+"""Checks for the exercises of notebook 06 (NaN recovery), taught in its section 6.
+
+Every check first makes the answer a plain value of the expected type (``int``/``None``, ``str``,
+a finite positive number, a ``bool``...) and only then compares: NaN, inf, a value of another
+type, or an object whose ``__eq__`` says True to everything never passes.
+"""
 
 from __future__ import annotations
 
 import functools
 import math
+import numbers
+import operator
 
 from course_utils.exercises import Incorrect, exercise, expect_callable
 
@@ -42,7 +49,7 @@ def check_find_bad_step(find_bad_step):
     or None if every batch has some."""
     expect_callable(find_bad_step, "find_bad_step")
     for seed, bad_step in FINDER_CASES:
-        got = find_bad_step(_batches(seed, bad_step))
+        got = _step_or_none(find_bad_step(_batches(seed, bad_step)))
         if got != bad_step:
             where = "no bad batch" if bad_step is None else f"the bad batch at step {bad_step}"
             off_by_one = bad_step is not None and got == bad_step - 1
@@ -50,6 +57,63 @@ def check_find_bad_step(find_bad_step):
                 f"for a run with {where} your function returned {got!r}"
                 + (" (steps count from 1: batch i is used at step i + 1)" if off_by_one else "")
             )
+
+
+def _step_or_none(value):
+    """``value`` as a plain int (a numpy or tensor integer is fine) or None; else Incorrect."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or isinstance(value, numbers.Real)
+        and not isinstance(value, numbers.Integral)
+    ):
+        raise Incorrect(
+            f"find_bad_step returned {value!r} ({type(value).__name__}): return the step as an "
+            "int, or None when no batch is bad"
+        )
+    try:
+        return int(operator.index(value))  # an exact int, whatever the class's __eq__ says
+    except TypeError:
+        raise Incorrect(
+            f"find_bad_step returned a {type(value).__name__}: return the step as an int, or "
+            "None when no batch is bad"
+        ) from None
+
+
+def _plain_str(value, what: str) -> str:
+    if type(value) is not str:
+        raise Incorrect(f"{what} must be a plain str, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _positive_number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise Incorrect(f"{what} must be a number, got {type(value).__name__} {value!r}")
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
+        raise Incorrect(f"{what} must be a finite number > 0, got {value!r}")
+    return number
+
+
+def _setting(key, value):
+    """One setting of exercise 3 as plain values; Incorrect if it is not of its kind."""
+    key = _plain_str(key, "the setting's name")
+    if key not in TUNABLE:
+        raise Incorrect(f"{key!r} is not one of the settings to try here: {', '.join(TUNABLE)}")
+    if key == "precision":
+        return key, _plain_str(value, "precision")
+    if key in ("lr", "max_grad_norm"):
+        return key, _positive_number(value, key)
+    if key == "upcast_attention":
+        if type(value) is not bool:
+            raise Incorrect(f"upcast_attention is True or False, got {value!r}")
+        return key, value
+    if not isinstance(value, (list, tuple)) or not value:  # keep_fp32
+        raise Incorrect(
+            f"keep_fp32 takes a list of module names (or endings such as 'mlp.c_proj'), got {value!r}"
+        )
+    return key, [_plain_str(name, "each name in keep_fp32") for name in value]
 
 
 @functools.lru_cache(maxsize=1)
@@ -74,8 +138,8 @@ def _grown() -> tuple[float, object]:
 )
 def check_overflowing_module(name):
     """``name``: the module (as in ``model.named_modules()``) where fp16 first overflows."""
-    if not isinstance(name, str):
-        raise Incorrect(f"answer with the module's name as a string, got {type(name).__name__}")
+    if type(name) is not str:
+        raise Incorrect(f"answer with the module's name as a plain str, got {type(name).__name__}")
     _, report = _grown()
     if report is None:  # pragma: no cover - the scenario is built to overflow
         raise Incorrect("the fp16 scenario did not overflow here: please report this")
@@ -108,8 +172,8 @@ def check_single_fix(fix):
     if not isinstance(fix, dict) or len(fix) != 1:
         raise Incorrect(f"give one setting as a dict, e.g. {{'lr': 1e-4}}, got {fix!r}")
     ((key, value),) = fix.items()
-    if key not in TUNABLE:
-        raise Incorrect(f"{key!r} is not one of the settings to try here: {', '.join(TUNABLE)}")
+    key, value = _setting(key, value)
+    fix = {key: value}
     if key == "precision" and value == "bf16":
         raise Incorrect(
             "bf16 trains (section 4), but a T4 has no bf16 units: "
@@ -163,6 +227,10 @@ def check_tutorial_answer(answer):
     "nothing" if it needed no fix)."""
     if not isinstance(answer, dict):
         raise Incorrect(f"answer with a dict {{cause: action}}, got {type(answer).__name__}")
+    answer = {
+        _plain_str(cause, "each cause"): _plain_str(action, f"the action for {cause!r}")
+        for cause, action in answer.items()
+    }
     missing = [cause for cause in CAUSES if cause not in answer]
     unknown = [cause for cause in answer if cause not in CAUSES]
     if missing or unknown:

@@ -22,10 +22,15 @@ What they do, before each optimizer step:
 3. a bad step under ``policy="rollback"`` restores the weights, the optimizer state (and the
    loss scaler's) from the newest good checkpoint, skips the step, and, with ``lr_factor``,
    multiplies the learning rate by it. A checkpoint that leads to another bad step before the
-   next save is discarded, and the one before it is used next time. Corrupt checkpoints are
-   skipped with a message (``course_utils.checkpoints``).
+   next save is set aside (kept on disk, not used again), and the one before it is used next
+   time. Corrupt checkpoints are skipped with a message (``course_utils.checkpoints``).
 
-Every ``save_every`` good steps a checkpoint is written atomically (temp file, fsync, rename).
+Every ``save_every`` good steps a checkpoint is written atomically (temp file, fsync, rename),
+if the weights are finite: an update can make them NaN/inf even when the loss and the gradient
+norm before it were finite (AdamW with ``eps=0`` and a zero gradient: 0/0). Such weights are
+never saved; under ``policy="rollback"`` the guard rolls back at once. Each guard is a run of
+its own: its folder must not hold another run's checkpoints (``CheckpointStore`` refuses it,
+with what to do; a second run of the same notebook cell needs a fresh folder).
 Each event is kept in ``.events``, printed (``verbose``) and logged (``course_utils.recovery``
 logger, level INFO).
 """
@@ -43,7 +48,7 @@ from typing import Any
 
 import torch
 
-from course_utils.checkpoints import CheckpointStore, apply_training_state
+from course_utils.checkpoints import CheckpointStore, NonFiniteWeightsError, apply_training_state
 from course_utils.train import Callback, TrainState
 
 logger = logging.getLogger(__name__)
@@ -54,7 +59,8 @@ POLICIES = ("skip", "rollback")
 @dataclass(frozen=True)
 class RecoveryEvent:
     """One thing the guard did: at ``step``, ``action`` ("skipped", "rolled back", "stopped",
-    "checkpoint skipped", "checkpoint discarded") because of ``reason``."""
+    "checkpoint skipped", "checkpoint set aside", "checkpoint not saved") because of
+    ``reason``."""
 
     step: int
     action: str
@@ -109,7 +115,7 @@ class _Recovery:
         self.store = (
             None
             if checkpoint_dir is None
-            else CheckpointStore(checkpoint_dir, keep_last=keep_last, on_message=self._skipped_file)
+            else _GuardStore(self, checkpoint_dir, keep_last=keep_last)
         )
         self.events: list[RecoveryEvent] = []
         self.rollbacks = 0
@@ -117,6 +123,7 @@ class _Recovery:
         self._recent_norms: deque[float] = deque(maxlen=spike_window)
         self._consecutive_bad = 0
         self._restored_from: int | None = None  # checkpoint in use since the last rollback
+        self._set_aside_from: int | None = None  # checkpoints from this step on led to NaN again
         self._step = 0
 
     # ---------------------------------------------------------------- detection
@@ -147,7 +154,13 @@ class _Recovery:
 
     # ---------------------------------------------------------------- actions
 
-    def handle_bad(self, step: int, reason: str, rollback: Callable[[], int | None]) -> bool:
+    def handle_bad(
+        self,
+        step: int,
+        reason: str,
+        rollback: Callable[[], int | None],
+        undone: str = "batch skipped",
+    ) -> bool:
         """Decide and log; return True to stop training. ``rollback()`` restores the state and
         returns the step restored (None if there is nothing to restore)."""
         self._consecutive_bad += 1
@@ -172,17 +185,18 @@ class _Recovery:
         if self.lr_factor is not None:
             lr_note = f", learning rate x{self.lr_scale:g}"
         self._event(step, "rolled back", f"{reason}: restored step {restored} (weights, optimizer"
-                    f"{', loss scaler' if self._scaler_restored else ''}){lr_note}, batch skipped")  # fmt: skip
+                    f"{', loss scaler' if self._scaler_restored else ''}){lr_note}, {undone}")  # fmt: skip
         return False
 
     def restore(self, model, optimizer, scaler, step: int) -> int | None:
         """Load the newest good checkpoint older than any that already failed; lower the LR."""
         assert self.store is not None
         if self._restored_from is not None:  # we came back here and failed again: not good
-            self.store.discard(self._restored_from)
-            self._event(step, "checkpoint discarded", f"step {self._restored_from}: the run "
-                        "went bad again from it before the next save")  # fmt: skip
-        state = self.store.latest_good()
+            self._set_aside_from = self._restored_from
+            self._event(step, "checkpoint set aside", f"step {self._restored_from}: training "
+                        "went bad again from it before the next save; the file is kept, the "
+                        "next rollback goes further back")  # fmt: skip
+        state = self.store.latest_good(before=self._set_aside_from)
         if state is None:
             return None
         saved_scale = float(state.get("extra", {}).get("lr_scale", 1.0))
@@ -196,15 +210,44 @@ class _Recovery:
         self._recent_norms.clear()
         return self._restored_from
 
-    def maybe_save(self, step: int, model, optimizer, scaler, force: bool = False) -> None:
+    def maybe_save(self, step: int, model, optimizer, scaler, force: bool = False) -> str | None:
+        """Save if it is time. Returns why the weights were not saved when the update made them
+        non-finite (the caller decides what to do), None otherwise."""
         if self.store is None or not (force or step % self.save_every == 0):
-            return
+            return None
         try:
             self.store.save(step, model, optimizer, scaler, extra={"lr_scale": self.lr_scale})
+        except NonFiniteWeightsError:
+            damaged = [n for n, p in model.named_parameters() if not bool(p.isfinite().all())]
+            total = sum(1 for _ in model.parameters())
+            example = f" (e.g. {damaged[0]!r})" if damaged else ""
+            return (
+                f"after the update of step {step}, {len(damaged) or 'some'} of the {total} weight "
+                f"tensors hold NaN/inf{example} though the losses and gradient norms were "
+                "finite (an update made them so); these weights were not saved"
+            )
         except OSError as exc:  # disk full, a crash in the rename...: the older ones are intact
             self._event(step, "checkpoint not saved", f"{exc}; the previous checkpoints are kept")
-            return
+            return None
         self._restored_from = None
+        self._set_aside_from = None
+        return None
+
+    def save_start(self, step: int, model, optimizer, scaler) -> None:
+        """The checkpoint before the first step (not saved, with an event, if the weights
+        already hold NaN/inf)."""
+        if self.maybe_save(step, model, optimizer, scaler, force=True) is not None:
+            self._event(step, "checkpoint not saved", "the starting weights already hold "
+                        "NaN/inf: there is nothing good to roll back to")  # fmt: skip
+
+    def handle_damaged_update(self, step: int, reason: str, rollback) -> bool:
+        """The weights went non-finite in an update: roll back now (policy "rollback") or say
+        that nothing can be saved (policy "skip"). Returns True to stop training."""
+        if self.policy == "rollback":
+            return self.handle_bad(step, reason, rollback, undone="the updates since undone")
+        self._event(step, "checkpoint not saved", f"{reason}; policy='skip' cannot undo an "
+                    "update already made (policy='rollback' can)")  # fmt: skip
+        return False
 
     def _event(self, step: int, action: str, reason: str) -> None:
         event = RecoveryEvent(step, action, reason)
@@ -212,9 +255,6 @@ class _Recovery:
         logger.info("%s", event)
         if self.verbose:
             self.printer(f"[recovery] {event}")
-
-    def _skipped_file(self, message: str) -> None:
-        self._event(self._step, "checkpoint skipped", message)
 
     _scaler_restored = False
 
@@ -250,7 +290,7 @@ class NanGuard(_Recovery, Callback):
 
     def on_train_start(self, state: TrainState) -> None:
         self._step = 0
-        self.maybe_save(0, state.model, state.optimizer, state.scaler, force=True)
+        self.save_start(0, state.model, state.optimizer, state.scaler)
 
     def on_before_optimizer_step(self, state: TrainState) -> None:
         self._step = state.step
@@ -268,7 +308,13 @@ class NanGuard(_Recovery, Callback):
     def on_step_end(self, state: TrainState) -> None:
         record = state.record
         if record is not None and not record.skipped and math.isfinite(record.loss):
-            self.maybe_save(state.step, state.model, state.optimizer, state.scaler)
+            damage = self.maybe_save(state.step, state.model, state.optimizer, state.scaler)
+            if damage is not None:
+
+                def rollback():
+                    return self.restore(state.model, state.optimizer, state.scaler, state.step)
+
+                state.stop = self.handle_damaged_update(state.step, damage, rollback) or state.stop
 
 
 # ----------------------------------------------------------------------------- HF Trainer
@@ -295,7 +341,7 @@ class NanRecoveryCallback(_Recovery, TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         self._step = state.global_step
-        self.maybe_save(state.global_step, model, optimizer, None, force=True)
+        self.save_start(state.global_step, model, optimizer, None)
 
     def on_pre_optimizer_step(self, args, state, control, model=None, optimizer=None,
                               lr_scheduler=None, **kwargs):  # fmt: skip
@@ -325,10 +371,33 @@ class NanRecoveryCallback(_Recovery, TrainerCallback):
         for param in model.parameters():  # no update from this batch
             param.grad = None
 
-    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+    def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None,
+                    **kwargs):  # fmt: skip
         if not self._bad_this_step:
-            self.maybe_save(state.global_step, model, optimizer, None)
+            step = state.global_step
+            damage = self.maybe_save(step, model, optimizer, None)
+            if damage is not None:
+
+                def rollback():
+                    restored = self.restore(model, optimizer, None, step)
+                    if restored is not None and self.lr_factor is not None and lr_scheduler:
+                        _scale_scheduler(lr_scheduler, self.lr_factor)
+                    return restored
+
+                if self.handle_damaged_update(step, damage, rollback):
+                    control.should_training_stop = True
         self._bad_this_step = False
+
+
+class _GuardStore(CheckpointStore):
+    """The guard's store: a skipped checkpoint becomes one event, said once."""
+
+    def __init__(self, guard: _Recovery, directory, keep_last: int) -> None:
+        self._guard = guard
+        super().__init__(directory, keep_last=keep_last)
+
+    def _skip(self, name: str, why: str) -> None:
+        self._guard._event(self._guard._step, "checkpoint skipped", f"{name}: {why}")
 
 
 def _scale_scheduler(scheduler, factor: float) -> None:

@@ -102,7 +102,8 @@ class StaticLossScaler:
         return {"scale": self._scale}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._scale = _positive_float32(state["scale"], "scale")
+        """Take the scale of ``state``; a missing or bad value raises and changes nothing."""
+        self._scale = _positive_float32(_field(state, "scale"), "scale")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scale={self._scale:g})"
@@ -129,17 +130,9 @@ class DynamicLossScaler(StaticLossScaler):
         growth_interval: int = 2000,
     ) -> None:
         super().__init__(init_scale)
-        if not growth_factor > 1.0 or not math.isfinite(growth_factor):
-            raise ValueError(f"growth_factor must be a finite number > 1, got {growth_factor!r}")
-        if not 0.0 < backoff_factor < 1.0:
-            raise ValueError(f"backoff_factor must be between 0 and 1, got {backoff_factor!r}")
-        if isinstance(growth_interval, bool) or not isinstance(growth_interval, int):
-            raise TypeError(f"growth_interval must be an int, got {growth_interval!r}")
-        if growth_interval < 1:
-            raise ValueError(f"growth_interval must be >= 1, got {growth_interval}")
-        self.growth_factor = float(growth_factor)
-        self.backoff_factor = float(backoff_factor)
-        self.growth_interval = growth_interval
+        self.growth_factor = _growth_factor(growth_factor)
+        self.backoff_factor = _backoff_factor(backoff_factor)
+        self.growth_interval = _int_at_least(growth_interval, 1, "growth_interval")
         self.growth_tracker = 0  # clean steps in a row since the scale last changed
 
     def update(self, found_inf: bool | None = None) -> None:
@@ -175,17 +168,70 @@ class DynamicLossScaler(StaticLossScaler):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._scale = to_float32(float(state["scale"]))
-        self.growth_factor = float(state["growth_factor"])
-        self.backoff_factor = float(state["backoff_factor"])
-        self.growth_interval = int(state["growth_interval"])
-        self.growth_tracker = int(state["_growth_tracker"])
+        """Take every value of ``state`` (ours or ``GradScaler.state_dict()``). Each is checked
+        as ``__init__`` checks it, all before any is set: a bad state raises and changes
+        nothing."""
+        keys = ("scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker")
+        if not isinstance(state, dict):
+            raise TypeError(f"a loss scaler state must be a dict, got {type(state).__name__}")
+        missing = [key for key in keys if key not in state]
+        if missing:
+            raise ValueError(
+                f"this loss scaler state lacks {', '.join(map(repr, missing))}: expected the keys "
+                f"of DynamicLossScaler/GradScaler.state_dict() {keys}"
+            )
+        scale = _positive_float32(_field(state, "scale"), "scale")
+        growth_factor = _growth_factor(_field(state, "growth_factor"))
+        backoff_factor = _backoff_factor(_field(state, "backoff_factor"))
+        growth_interval = _int_at_least(_field(state, "growth_interval"), 1, "growth_interval")
+        tracker = _int_at_least(_field(state, "_growth_tracker"), 0, "_growth_tracker")
+        self._scale, self.growth_factor, self.backoff_factor = scale, growth_factor, backoff_factor
+        self.growth_interval, self.growth_tracker = growth_interval, tracker
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(scale={self._scale:g}, "
             f"clean steps={self.growth_tracker}/{self.growth_interval})"
         )
+
+
+def _field(state: Any, key: str) -> Any:
+    if not isinstance(state, dict):
+        raise TypeError(f"a loss scaler state must be a dict, got {type(state).__name__}")
+    if key not in state:
+        raise ValueError(
+            f"this loss scaler state has no {key!r} (keys: {sorted(map(str, state))}); an "
+            "empty dict is what a disabled GradScaler saves"
+        )
+    return state[key]
+
+
+def _number(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _growth_factor(value: object) -> float:
+    factor = _number(value, "growth_factor")
+    if not (math.isfinite(factor) and factor > 1.0):
+        raise ValueError(f"growth_factor must be a finite number > 1, got {value!r}")
+    return factor
+
+
+def _backoff_factor(value: object) -> float:
+    factor = _number(value, "backoff_factor")
+    if not 0.0 < factor < 1.0:
+        raise ValueError(f"backoff_factor must be between 0 and 1, got {value!r}")
+    return factor
+
+
+def _int_at_least(value: object, low: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
 
 
 def _positive_float32(value: object, name: str) -> float:

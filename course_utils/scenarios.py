@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import json
 import math
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -304,7 +305,7 @@ class BadBatchScenario:
         """Train (a fresh model unless ``model`` is given) and return the History, whose steps
         are numbered as in the full run. ``steps``: the last step to run (default: all)."""
         from course_utils.env import pick_device
-        from course_utils.train import train
+        from course_utils.train import NoLabelsWarning, train
 
         device = pick_device(self.device)
         model = self.load_model() if model is None else model
@@ -343,7 +344,11 @@ class BadBatchScenario:
         # emulated fp16 runs with the scaler real fp16 autocast needs (the loop's "fp32" has none)
         scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else "auto"
         try:
-            with context:
+            # The scenario reproduces a run that turns NaN without a word (as the Trainer's
+            # does): finding the bad batch is notebook 06's lesson, so the loop's warning about
+            # a batch without labels is silenced here, and only here.
+            with context, warnings.catch_warnings():
+                warnings.simplefilter("ignore", NoLabelsWarning)
                 history = train(
                     model,
                     batches,

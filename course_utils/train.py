@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -40,6 +41,10 @@ SLOW_FP16_MESSAGE = (
     "numerics (rounding, underflow, overflow) at fp32 speed, or pass allow_slow_fp16=True to run "
     "real fp16 on this CPU anyway."
 )
+
+
+class NoLabelsWarning(UserWarning):
+    """A step's loss is NaN and its batch has no label to learn from (all -100)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -199,7 +204,7 @@ def train(
     device: str | torch.device | None = None,
     seed: int | None = 0,
     make_optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
-    callbacks: Iterable[Callback | Callable[[TrainState], None]] = (),
+    callbacks: Iterable[Callback | Callable[[TrainState], None]] | None = (),
     log_every: int | None = None,
     progress: bool = True,
     allow_slow_fp16: bool = False,
@@ -218,15 +223,28 @@ def train(
         or a ``torch.amp.GradScaler``. The loop updates the object it is given.
     device: where to train (default: ``course_utils.env.pick_device()``); the model moves there.
     seed: seeds every generator first (dropout masks); None leaves them as they are.
-    callbacks: ``Callback`` objects or functions ``f(state)`` called at each step's end.
+    callbacks: ``Callback`` objects or functions ``f(state)`` called at each step's end (None:
+        none).
     log_every: print a line every this many steps (None: do not print).
     progress: show a tqdm progress bar.
     allow_slow_fp16: run precision="fp16" on a CPU even though it is slow there.
 
     The model is moved to ``device`` and cast to the mode's weight dtype, in place: fp32 (the
     master weights autocast needs), or bf16 for "bf16-pure".
+
+    A step whose loss is NaN while its batch has no label other than -100 (no token to learn
+    from: the mean loss is 0/0) gives a ``NoLabelsWarning`` that says so.
     """
     # 0. Check everything before touching the model.
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(
+            "model must be a torch.nn.Module (a Hugging Face model, or a module whose "
+            f"model(**batch) returns a loss), got {type(model).__name__}"
+        )
+    if make_optimizer is not None and not callable(make_optimizer):
+        raise TypeError(
+            f"make_optimizer must be a function params -> optimizer, got {make_optimizer!r}"
+        )
     precision = check_precision(precision)
     device = pick_device(device)
     _check_positive_int(steps, "steps")
@@ -240,6 +258,12 @@ def train(
         _check_positive_int(log_every, "log_every")
     if precision == "fp16" and device.type == "cpu" and not allow_slow_fp16:
         raise ValueError(SLOW_FP16_MESSAGE)
+    if callbacks is None:
+        callbacks = ()
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+        raise TypeError(
+            f"callbacks must be a list of callbacks (or None), got {type(callbacks).__name__}"
+        )
     callbacks = [_as_callback(callback) for callback in callbacks]
     loss_scaler = _make_loss_scaler(scaler, precision, device)
     next_batch = _batch_stream(batches, device)
@@ -252,15 +276,28 @@ def train(
     model.to(device=device, dtype=weight_dtype(precision))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(
+            f"the model has no trainable parameter (requires_grad is False for all "
+            f"{sum(1 for _ in model.parameters())} of them): unfreeze some (e.g. "
+            "model.requires_grad_(True), or add LoRA adapters) before training"
+        )
     if make_optimizer is None:
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     else:
         optimizer = make_optimizer(params)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                "make_optimizer(params) must return a torch.optim.Optimizer built on params, "
+                f"got {type(optimizer).__name__}"
+                + (" (does the function forget to return it?)" if optimizer is None else "")
+            )
 
     history = History(precision=precision, device=str(device))
     state = TrainState(model, optimizer, scaler=_shown_to_callbacks(loss_scaler), history=history)
     _call(callbacks, "on_train_start", state)
     bar = tqdm(range(1, steps + 1), desc=f"train {precision}", disable=not progress)
+    warned_no_labels = False
 
     for step in bar:
         started = time.perf_counter()
@@ -275,7 +312,11 @@ def train(
             with precision_context(precision, device.type):  # autocast, or nothing, or emulation
                 loss = _loss_of(model(**batch))
             loss = loss / grad_accum_steps  # the summed gradients are those of the mean loss
-            loss_sum += loss.item()
+            loss_value = loss.item()
+            loss_sum += loss_value
+            if math.isnan(loss_value) and not warned_no_labels and _no_labels(batch):
+                warnings.warn(NO_LABELS_MESSAGE.format(step=step), NoLabelsWarning, stacklevel=2)
+                warned_no_labels = True  # once per run
             loss_scaler.scale_loss(loss).backward()  # scaled gradients (fp16 modes)
 
         # 3. Gradients back to true units BEFORE anything reads them. Clipping scaled gradients
@@ -367,14 +408,25 @@ class _TorchScaler:
         self.grad_scaler.unscale_(optimizer)
 
     def step(self, optimizer: torch.optim.Optimizer) -> bool:
-        # GradScaler skips a step by not calling optimizer.step(): watch for that call.
+        # GradScaler skips a step by not calling optimizer.step() (watch for that call), except
+        # with a fused optimizer: it then calls step(found_inf=...) and the kernel skips the
+        # update itself. Either way the step is skipped iff unscale_ found an inf/NaN.
         calls = []
         hook = optimizer.register_step_post_hook(lambda *args: calls.append(True))
         try:
             self.grad_scaler.step(optimizer)
         finally:
             hook.remove()
-        return bool(calls)
+        found_inf = self._found_inf(optimizer)
+        return bool(calls) and not found_inf
+
+    def _found_inf(self, optimizer: torch.optim.Optimizer) -> bool:
+        """What GradScaler's unscale_ found for this optimizer (its own record of it)."""
+        if not self.grad_scaler.is_enabled():
+            return False
+        per_optimizer = getattr(self.grad_scaler, "_per_optimizer_states", {})
+        found = per_optimizer.get(id(optimizer), {}).get("found_inf_per_device", {})
+        return any(bool(value.item()) for value in found.values())
 
     def update(self) -> None:
         self.grad_scaler.update()
@@ -468,6 +520,23 @@ def _loss_of(output: Any) -> torch.Tensor:
     return loss
 
 
+NO_LABELS_MESSAGE = (
+    "step {step}: the loss is nan and this batch has no label other than -100 (the ignore "
+    "index) after its first position: no token counts, so the mean loss is 0/0. Usually "
+    "truncation cut every answer away, or the labels were masked wrongly; drop such batches "
+    "before training (notebook 06, section 2)."
+)
+
+
+def _no_labels(batch: Mapping) -> bool:
+    """The batch has integer labels and every one a causal LM predicts (after position 0) is
+    -100: nothing to average the loss over."""
+    labels = batch.get("labels")
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.ndim == 0:
+        return False
+    return not bool((labels[..., 1:] != -100).any())
+
+
 def _as_callback(callback: Any) -> Any:
     if isinstance(callback, Callback) or any(
         hasattr(callback, name) for name in vars(Callback) if name.startswith("on_")
@@ -509,4 +578,12 @@ def _check_number(value: Any, name: str, *, low: float, low_inclusive: bool) -> 
         raise ValueError(f"{name} must be finite and {bound} {low}, got {value}")
 
 
-__all__ = ["PRECISIONS", "Callback", "History", "StepRecord", "TrainState", "train"]
+__all__ = [
+    "PRECISIONS",
+    "Callback",
+    "History",
+    "NoLabelsWarning",
+    "StepRecord",
+    "TrainState",
+    "train",
+]

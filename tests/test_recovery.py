@@ -179,19 +179,19 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / "ckpt").iterdir() if ".tmp-" in p.name]
 
 
-def test_checkpoint_that_fails_again_is_discarded(tmp_path):
+def test_checkpoint_that_fails_again_is_set_aside(tmp_path):
     """Steps 9 and 10 both fail: the step-8 checkpoint led straight back to a NaN, so the guard
-    drops it and goes back to step 4."""
+    sets it aside (kept on disk, not used again) and goes back to step 4."""
     model = tiny_gpt2()
     guard = NanGuard(tmp_path / "ckpt", save_every=4, printer=lambda message: None)
     history = train(model, batches(), steps=STEPS, precision="fp32", progress=False,
                     callbacks=[guard, Fault(model, 9, "loss", repeat=2)])  # fmt: skip
     assert len(history) == STEPS and not nonfinite_parameters(model)
     actions = [(e.step, e.action) for e in guard.events]
-    assert actions == [(9, "rolled back"), (10, "checkpoint discarded"), (10, "rolled back")]
+    assert actions == [(9, "rolled back"), (10, "checkpoint set aside"), (10, "rolled back")]
     assert "restored step 8" in guard.events[0].reason
     assert "restored step 4" in guard.events[2].reason
-    assert 8 not in guard.store.steps()
+    assert 8 in guard.store.steps() or guard.store.steps()[0] > 8  # kept until pruned
 
 
 def test_lr_factor_lowers_the_learning_rate_at_each_rollback(tmp_path):

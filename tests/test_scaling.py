@@ -213,3 +213,39 @@ def test_bad_arguments(kwargs, error):
 def test_unscale_rejects_non_parameters():
     with pytest.raises(TypeError, match="optimizer or an iterable"):
         StaticLossScaler().unscale_(3.0)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"scale": float("nan")},
+        {"scale": float("inf")},
+        {"scale": 0.0},
+        {"scale": "big"},
+        {"growth_interval": 0},
+        {"growth_interval": 2.5},
+        {"growth_factor": float("nan")},
+        {"growth_factor": 0.5},
+        {"backoff_factor": 1.5},
+        {"backoff_factor": float("nan")},
+        {"_growth_tracker": -1},
+        {"_growth_tracker": 1.5},
+    ],
+    ids=repr,
+)
+def test_load_state_dict_rejects_bad_values_and_changes_nothing(change):
+    scaler = DynamicLossScaler(init_scale=2.0**10, growth_interval=7)
+    before = scaler.state_dict()
+    with pytest.raises((TypeError, ValueError)):
+        scaler.load_state_dict(before | change)
+    assert scaler.state_dict() == before
+
+
+def test_load_state_dict_names_missing_keys():
+    scaler = DynamicLossScaler()
+    with pytest.raises(ValueError, match="growth_interval"):
+        scaler.load_state_dict({"scale": 2.0})
+    with pytest.raises(TypeError, match="dict"):
+        scaler.load_state_dict(None)
+    with pytest.raises(ValueError, match="scale"):
+        StaticLossScaler().load_state_dict({})

@@ -335,3 +335,14 @@ def test_gradient_max_norm_really_is_not_a_field(tmp_path):
             output_dir=str(tmp_path), use_cpu=True, bf16=False, activation_checkpointing=True
         )
     assert config.max_grad_norm == 1.0 and config.gradient_checkpointing is True
+
+
+def test_the_scenario_fails_without_a_word_as_the_tutorial_run_did():
+    """train() warns about a batch without labels; the scenario reproduces the silent run (finding
+    the batch is notebook 06's lesson), so it silences that warning, and only that one."""
+    from course_utils.train import NoLabelsWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoLabelsWarning)
+        history = BadBatchScenario(steps=3, bad_step=2).train(precision="fp32")
+    assert math.isnan(history[1].loss)

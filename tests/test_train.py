@@ -309,3 +309,66 @@ def test_bad_arguments(kwargs, error, match):
     kwargs = {"batches": random_batch(), "precision": "fp32"} | kwargs
     with pytest.raises(error, match=match):
         quick(tiny_gpt2(), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 13 (lesser): clear messages instead of bare Python errors; a word for all -100 labels;
+# skipped steps seen with a fused optimizer.
+
+
+def test_callbacks_none_means_no_callbacks():
+    history = quick(tiny_gpt2(), random_batch(), precision="fp32", callbacks=None)
+    assert len(history) == 3
+
+
+def test_a_model_that_is_not_a_module_is_refused_clearly():
+    with pytest.raises(TypeError, match=r"model must be a torch.nn.Module.*function"):
+        quick(lambda **batch: torch.tensor(1.0), random_batch(), precision="fp32")
+
+
+def test_all_parameters_frozen_is_refused_clearly():
+    model = tiny_gpt2()
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameter"):
+        quick(model, random_batch(), precision="fp32")
+
+
+@pytest.mark.parametrize("returned", [None, "adamw", torch.nn.Linear(2, 2)])
+def test_an_optimizer_factory_returning_no_optimizer_is_refused_clearly(returned):
+    with pytest.raises(TypeError, match=r"make_optimizer\(params\) must return"):
+        quick(tiny_gpt2(), random_batch(), precision="fp32", make_optimizer=lambda p: returned)
+
+
+def test_all_ignored_labels_give_a_warning_that_says_why_the_loss_is_nan():
+    from course_utils.train import NoLabelsWarning
+
+    batch = random_batch()
+    batch["labels"] = torch.full_like(batch["labels"], -100)
+    with pytest.warns(NoLabelsWarning, match=r"step 1: the loss is nan.*-100"):
+        history = quick(tiny_gpt2(), batch, precision="fp32", steps=1)
+    assert math.isnan(history[0].loss)
+
+
+def test_no_warning_when_labels_are_fine(recwarn):
+    quick(tiny_gpt2(), random_batch(), precision="fp32", steps=1)
+    assert not [w for w in recwarn if "-100" in str(w.message)]
+
+
+def test_skipped_steps_are_seen_with_a_fused_optimizer():
+    """GradScaler lets a fused optimizer skip an overflowing step itself (step(found_inf=...)),
+    so optimizer.step() is called either way."""
+    runs = {}
+    for fused in (False, True):
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**100, growth_interval=1000)
+        runs[fused] = quick(
+            tiny_gpt2(),
+            random_batch(),
+            precision="fp16-emulated",
+            scaler=scaler,
+            steps=4,
+            make_optimizer=lambda params, fused=fused: torch.optim.AdamW(
+                params, lr=1e-3, fused=fused
+            ),
+        )
+    assert runs[False].skipped_steps, "the huge scale should overflow at first"
+    assert runs[True].skipped_steps == runs[False].skipped_steps
