@@ -201,6 +201,9 @@ def sft_config(
         raise ValueError(
             f"learning_rate must be a positive finite number (e.g. 2e-4), got {learning_rate!r}"
         )
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        # transformers.set_seed (run by the Trainer) seeds NumPy, which takes 0 <= seed < 2**32
+        raise ValueError(f"seed must be an int with 0 <= seed < 2**32, got {seed!r}")
     device_type = pick_device(device).type
     settings = {
         "output_dir": output_dir or tempfile.mkdtemp(prefix="run-", dir=_scratch_folder()),
@@ -393,6 +396,14 @@ def text_loss(
 def generate_answer(model, tokenizer, prompt: str, *, max_new_tokens: int = 32) -> str:
     """The model's greedy continuation of ``prompt`` (fp32, stops at end-of-text), without the
     prompt."""
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
+    if (
+        not isinstance(max_new_tokens, int)
+        or isinstance(max_new_tokens, bool)
+        or max_new_tokens < 1
+    ):
+        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
     device = next(model.parameters()).device
     inputs = tokenizer(prompt, return_tensors="pt").to(device)
     was_training = model.training

@@ -440,8 +440,8 @@ def next_up(x: float, fmt: str) -> float:
     in the IEEE-like formats and NaN in fp8_e4m3 (no larger value exists there)."""
     spec = get_format(fmt)
     x = _as_real(x)
-    if math.isnan(x) or x == math.inf:
-        return math.nan if math.isnan(x) else math.inf
+    if math.isnan(x) or x == math.inf:  # nothing above +inf; fp8_e4m3 has no inf at all
+        return math.inf if x == math.inf and spec.has_inf else math.nan
     nearest = decode(encode(x, spec.name), spec.name)
     if nearest > x:
         return nearest

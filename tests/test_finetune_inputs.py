@@ -68,3 +68,31 @@ def test_sft_config_leaves_no_temporary_folder_behind(tmp_path):
     folders = done.stdout.split()
     assert len(folders) == 2 and all(f.startswith(str(tmp_path)) for f in folders)
     assert not list(tmp_path.glob("course-sft-*")), "sft_config left temporary folders behind"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, "0", 1.5, True])
+def test_sft_config_refuses_a_seed_that_set_seed_would_reject_at_train_time(seed):
+    with pytest.raises(ValueError, match="seed must be an int"):
+        finetune.sft_config(seed=seed, output_dir="unused")
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    from course_utils.models import load_model_and_tokenizer
+
+    return load_model_and_tokenizer()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"prompt": None}, TypeError, "prompt must be a string"),
+        ({"prompt": ["Q?"]}, TypeError, "prompt must be a string"),
+        ({"prompt": "Q?", "max_new_tokens": 0}, ValueError, "max_new_tokens must be a positive"),
+        ({"prompt": "Q?", "max_new_tokens": 2.0}, ValueError, "max_new_tokens must be a positive"),
+    ],
+)
+def test_generate_answer_bad_input_is_a_clear_error(loaded, kwargs, error, match):
+    model, tokenizer = loaded
+    with pytest.raises(error, match=match):
+        finetune.generate_answer(model, tokenizer, **kwargs)

@@ -464,3 +464,11 @@ def test_ulp_of_infinity_and_nan_in_every_format(fmt):
     """Issue 13 (lesser): ulp(inf, "fp8_e4m3") was 32 (torch saturates inf to 448 there)."""
     assert F.ulp(math.inf, fmt) == math.inf and F.ulp(-math.inf, fmt) == math.inf
     assert math.isnan(F.ulp(math.nan, fmt))
+
+
+def test_next_up_of_infinity_is_nan_where_the_format_has_no_infinity():
+    """fp8_e4m3 has no inf: nothing lies above +inf there (it said inf, not a value of the format)."""
+    assert math.isnan(F.next_up(math.inf, "fp8_e4m3"))
+    assert math.isnan(F.next_down(-math.inf, "fp8_e4m3"))
+    assert F.next_up(math.inf, "fp16") == math.inf
+    assert F.next_up(-math.inf, "fp8_e4m3") == -F.FORMATS["fp8_e4m3"].max
