@@ -142,9 +142,12 @@ def record_many(
     _update(update)
 
 
-def record_prediction(quiz_id: str, question_id: str, answer: Any, correct: bool) -> Any:
+def record_prediction(
+    quiz_id: str, question_id: str, answer: Any, correct: bool, *, replace: bool = False
+) -> Any:
     """Keep ``answer`` as the learner's prediction (counted as one attempt, like a quiz answer)
-    unless one is kept already; return the prediction kept (None if it could not be saved)."""
+    unless one is kept already (``replace=True`` replaces it: for one that no longer fits the
+    question); return the prediction kept (None if it could not be saved)."""
     value = _json_answer(answer)
     if value is None:
         raise TypeError(
@@ -156,7 +159,7 @@ def record_prediction(quiz_id: str, question_id: str, answer: Any, correct: bool
     def update(doc: dict) -> None:
         questions = doc["quizzes"].setdefault(quiz_id, {})
         entry = questions.setdefault(question_id, {"solved": False, "attempts": 0})
-        if "prediction" not in entry:
+        if replace or "prediction" not in entry:
             entry["prediction"] = value
             entry["answer"] = value
             entry["attempts"] += 1

@@ -208,25 +208,26 @@ def predict(quiz_id: str, question_id: str, *, answer: Any = None, mode: str = "
     in the progress file, like a quiz answer, and is kept as first made. ``revisit`` shows it
     next to the right answer after the revealing cell.
     """
+    from course_utils import quiz_widget
+
     mode = _resolve_mode(mode)
     quiz = load_quiz(quiz_id)
     question = quiz.question(question_id)
     if answer is not None:
         verdict = check_answer(question, answer)  # InvalidAnswerError for a bad shape
+        earlier = prediction_of(quiz.id, question.id)
+        if earlier is not None and not quiz_widget.fits(question, earlier):
+            earlier = None  # made for an older bank: replaced
         kept = record_prediction(
             quiz.id, question.id, _saved_answer(question, answer), verdict.correct
         )
-        said = (
-            "Prediction saved"
-            if kept == _saved_answer(question, answer)
-            else ("You made a prediction before; it is kept as made")
-        )
+        said = "Prediction saved" if earlier is None else "You predicted before; kept as made"
         print(f"{said}: {describe_answer(question, kept)}. Run the next cells, then revisit it.")
         return
     learner = progress.learner_id()
     prediction = prediction_of(quiz.id, question.id)
-    from course_utils import quiz_widget
-
+    if prediction is not None and not quiz_widget.fits(question, prediction):
+        prediction = None  # made for an older bank: asked again
     if mode == "text":
         lines = quiz_widget.predict_lines(quiz, question, learner)
         if prediction is not None:
@@ -261,9 +262,17 @@ _session_predictions: dict[tuple[str, str], Any] = {}  # when the progress file 
 
 def record_prediction(quiz_id: str, question_id: str, answer: Any, correct: bool) -> Any:
     """Keep a prediction (in the progress file; for this session only when it cannot be
-    written). Returns the prediction kept: an earlier one if there was one."""
-    kept = progress.record_prediction(quiz_id, question_id, answer, correct)
+    written). Returns the prediction kept: an earlier one if there was one that still fits the
+    question (one saved for an older version of the bank is replaced)."""
+    from course_utils.quiz_widget import fits
+
+    question = load_quiz(quiz_id).question(question_id)
+    earlier = prediction_of(quiz_id, question_id)
+    stale = earlier is not None and not fits(question, earlier)
+    kept = progress.record_prediction(quiz_id, question_id, answer, correct, replace=stale)
     if kept is None:
+        if stale:
+            _session_predictions.pop((quiz_id, question_id), None)
         kept = _session_predictions.setdefault((quiz_id, question_id), answer)
     return kept
 

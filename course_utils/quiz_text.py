@@ -131,15 +131,22 @@ def render_html(quiz: Quiz, *, learner_id: str | None = None) -> str:
         parts.append(f"<p>{markdown_to_html(quiz.intro)}</p>")
     parts.append("<ol>")
     for question in quiz.questions:
-        kind = TYPE_LABELS[question.type]
-        parts.append(f"<li><p>{markdown_to_html(question.prompt)} <em>({kind})</em></p>")
-        if question.choices:
-            parts.append('<ul style="list-style: none">')
-            parts += [
-                f"<li>{html.escape(c.id)}) {markdown_to_html(c.text)}</li>"
-                for c in choice_order(quiz.id, question, learner_id)
-            ]
-            parts.append("</ul>")
-        parts.append("</li>")
+        choices = choice_order(quiz.id, question, learner_id)
+        parts.append(f"<li>{question_html(question, choices)}</li>")
     parts += ["</ol>", "</div>"]
+    return "\n".join(parts)
+
+
+def question_html(question: Question, choices: tuple[Choice, ...] | None = None) -> str:
+    """One question as static HTML: the prompt, its kind, ``id) text`` per choice (in the order
+    ``choices`` gives; the bank's when None)."""
+    kind = TYPE_LABELS[question.type]
+    parts = [f"<p>{markdown_to_html(question.prompt)} <em>({kind})</em></p>"]
+    if question.choices:
+        parts.append('<ul style="list-style: none">')
+        parts += [
+            f"<li>{html.escape(c.id)}) {markdown_to_html(c.text)}</li>"
+            for c in (question.choices if choices is None else choices)
+        ]
+        parts.append("</ul>")
     return "\n".join(parts)

@@ -37,6 +37,7 @@ from course_utils.quiz_bank import (
 from course_utils.quiz_text import (
     choice_order,
     markdown_to_html,
+    question_html,
     question_lines,
     render_html,
     render_text,
@@ -147,20 +148,27 @@ class AnswerInput:
         return self.number.value
 
     def set(self, answer: Any) -> None:
-        """Fill the input as a learner would; an answer that does not fit is ignored."""
+        """Fill the input as a learner would; an answer that does not fit is ignored (a saved
+        answer may predate a change of the bank)."""
         q = self.question
         if q.type == "single":
-            if answer in {c.id for c in self.choices}:
+            if isinstance(answer, str) and answer in {c.id for c in self.choices}:
                 self.widget.value = answer
         elif q.type == "true_false":
             if isinstance(answer, bool):
                 self.widget.value = answer
         elif q.type == "multiple":
-            chosen = {answer} if isinstance(answer, str) else set(answer or ())
+            if isinstance(answer, str):
+                answer = [answer]
+            chosen = set(answer) if isinstance(answer, list | tuple | set | frozenset) else set()
             for choice, box in zip(self.choices, self.boxes, strict=True):
                 box.value = choice.id in chosen
-        elif answer is not None:
-            self.number.value = f"{answer:g}" if isinstance(answer, float) else str(answer)
+        elif isinstance(answer, float) and not isinstance(answer, bool):
+            # every digit kept: repr is the shortest text that reads back as the same float
+            whole = answer.is_integer() and abs(answer) < 1e16
+            self.number.value = str(int(answer)) if whole else repr(answer)
+        elif isinstance(answer, int | str) and not isinstance(answer, bool):
+            self.number.value = str(answer)
 
     def clear(self) -> None:
         q = self.question
@@ -464,11 +472,14 @@ class PredictView:
         self.box = _QuizBox(
             [header, self.answer_input.widget, self.save_button, self.status],
             text_fallback="\n".join(predict_lines(quiz, question, learner_id)),
-            html_fallback=f"<pre>{html.escape(question.prompt)}</pre>",
+            html_fallback=question_html(question, choice_order(quiz.id, question, learner_id)),
         )
         self.box.add_class("course-quiz").add_class("course-quiz-predict")
         self.box.add_class(f"course-quiz-q-{question.id}")
-        if prediction is not None:
+        if prediction is not None and not fits(question, prediction):
+            self.prediction = None
+            self.status.value = styled("warn", f"{STALE_PREDICTION} Make a new prediction.")
+        elif prediction is not None:
             self.answer_input.set(prediction)
             self._lock(f"Your prediction, saved earlier: {self._describe(prediction)}.")
 
@@ -535,6 +546,11 @@ def predict_lines(quiz: Quiz, question: Question, learner_id: str | None) -> lis
     ]
 
 
+def fits(question: Question, answer: Any) -> bool:
+    """Whether a saved answer still has a shape ``question`` can grade (the bank may change)."""
+    return _verdict_on(question, answer) is not None
+
+
 def _verdict_on(question: Question, prediction: Any) -> Verdict | None:
     if prediction is None:
         return None
@@ -544,11 +560,17 @@ def _verdict_on(question: Question, prediction: Any) -> Verdict | None:
         return None
 
 
+NO_PREDICTION = "You recorded no prediction for this question."
+STALE_PREDICTION = (
+    "Your saved prediction does not fit this question any more (the quiz bank changed since)."
+)
+
+
 def revisit_lines(question: Question, prediction: Any) -> list[str]:
     verdict = _verdict_on(question, prediction)
     lines = [f"Your prediction, revisited: [{question.id}] {plain(question.prompt)}"]
     if verdict is None:
-        lines.append("You recorded no prediction for this question.")
+        lines.append(NO_PREDICTION if prediction is None else STALE_PREDICTION)
     else:
         mark = "right" if verdict.correct else "not right"
         lines.append(f"You predicted: {describe_answer(question, prediction)} ({mark}).")
@@ -565,13 +587,8 @@ def revisit_html(question: Question, prediction: Any) -> str:
     verdict = _verdict_on(question, prediction)
     parts = [f"<b>Your prediction, revisited</b><div>{markdown_to_html(question.prompt)}</div>"]
     if verdict is None:
-        parts.append(
-            styled(
-                "warn",
-                "You recorded no prediction for this question (the predict cell "
-                "above records one).",
-            )
-        )
+        why = f"{NO_PREDICTION[:-1]} (the predict cell above records one)."
+        parts.append(styled("warn", why if prediction is None else STALE_PREDICTION))
     else:
         shown = markdown_to_html(describe_answer(question, prediction))
         if verdict.correct:

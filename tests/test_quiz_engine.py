@@ -241,7 +241,7 @@ def test_predict_records_once_and_revisit_compares(demo_bank, capsys):
     saved = progress.entry(QUIZ, "first")
     assert saved == {"solved": False, "attempts": 1, "answer": "a", "prediction": "a"}
     quiz.predict(QUIZ, "first", answer="c")  # a prediction is a commitment: the first stays
-    assert "kept as made: choice a of first" in capsys.readouterr().out
+    assert "You predicted before; kept as made: choice a of first" in capsys.readouterr().out
     assert progress.entry(QUIZ, "first")["prediction"] == "a"
     quiz.revisit(QUIZ, "first")
     out = capsys.readouterr().out
@@ -436,3 +436,55 @@ def test_reset_keeps_the_learner_id(demo_bank):
     quiz.grade(QUIZ, {"first": "c"}, record=True)
     quiz.reset()
     assert progress.load() == {} and progress.learner_id() == learner
+
+
+def test_saved_answers_that_no_longer_fit_the_bank_never_raise(demo_bank, private_state, capsys):
+    """A progress file written for an older bank: answers of another shape, unknown ids."""
+    odd = [["x", "y"], "zz", 3.5, True, ["a", 1]]
+    for value in odd:
+        entry = {"solved": False, "attempts": 1, "answer": value, "prediction": value}
+        quizzes = {QUIZ: {q.id: entry for q in demo_bank.questions}}
+        write_progress(private_state, {"version": 2, "learner_id": LEARNER_A, "quizzes": quizzes})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            view = QuizView(demo_bank)
+            for q in demo_bank.questions:
+                prediction = quiz.prediction_of(QUIZ, q.id)
+                PredictView(demo_bank, q, learner_id=LEARNER_A, prediction=prediction)
+                RevisitView(demo_bank, q, prediction)
+                quiz.revisit(QUIZ, q.id, mode="text")
+        assert "Score: 0 / 6" in view.score.value, value
+    out = capsys.readouterr().out
+    assert "does not fit this question any more" in out
+
+
+def test_a_numeric_answer_is_restored_with_every_digit(demo_bank):
+    view = QuizView(demo_bank)
+    number = next(qv for qv in view.questions if qv.question.id == "number")
+    for typed, shown in [("123456789", "123456789"), ("0.1", "0.1"), ("65519.99", "65519.99")]:
+        number.set_answer(typed)
+        number.check()
+        again = next(qv for qv in QuizView(demo_bank).questions if qv.question.id == "number")
+        assert again.current_answer() == shown
+
+
+def test_a_multiple_prediction_in_any_order_is_saved_once(demo_bank, capsys):
+    quiz.predict(QUIZ, "several", answer=["d", "a"])
+    assert "Prediction saved: alpha; delta" in capsys.readouterr().out
+    quiz.predict(QUIZ, "several", answer=["a", "d"])
+    assert "You predicted before; kept as made: alpha; delta" in capsys.readouterr().out
+    assert progress.entry(QUIZ, "several")["attempts"] == 1
+
+
+def test_a_prediction_saved_for_an_older_bank_is_asked_again(demo_bank, private_state, capsys):
+    entry = {"solved": False, "attempts": 1, "prediction": "zz"}  # no such choice any more
+    write_progress(private_state, {"version": 2, "quizzes": {QUIZ: {"first": entry}}})
+    view = PredictView(
+        demo_bank, demo_bank.question("first"), learner_id=LEARNER_A, prediction="zz"
+    )
+    assert "does not fit" in view.status.value and view.save_button.layout.display != "none"
+    quiz.predict(QUIZ, "first", mode="text")
+    assert "Record your prediction" in capsys.readouterr().out
+    quiz.predict(QUIZ, "first", answer="b")
+    assert "Prediction saved: choice b of first" in capsys.readouterr().out
+    assert progress.entry(QUIZ, "first")["prediction"] == "b"
