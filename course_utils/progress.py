@@ -63,7 +63,8 @@ def progress_path() -> pathlib.Path:
 
 
 def load() -> dict[str, dict[str, dict[str, Any]]]:
-    """``{quiz_id: {question_id: {"solved": bool, "attempts": int}}}``; empty when unreadable."""
+    """``{quiz_id: {question_id: {"solved": bool, "attempts": int, ...}}}`` (maybe also
+    ``"answer"`` and ``"prediction"``); empty when unreadable."""
     return _load_document()["quizzes"]
 
 
@@ -78,6 +79,9 @@ def learner_id() -> str:
 
     When the file cannot be written (one ProgressWarning says so), an id read from it is used,
     else one id for this Python session: the choice order then holds only until a restart."""
+    saved_id = _load_document()["learner_id"]
+    if saved_id:
+        return saved_id  # the usual case: read, nothing written
     seen: list[tuple[str, bool]] = []  # (the id, whether it was in the file already)
 
     def update(doc: dict) -> None:
@@ -154,20 +158,23 @@ def record_prediction(
             f"a prediction is a choice id, a list of ids, a number or True/False, got "
             f"{type(answer).__name__}"
         )
-    kept: list[Any] = []
+    kept: list[tuple[Any, bool]] = []  # (the prediction there, whether it is new)
 
     def update(doc: dict) -> None:
         questions = doc["quizzes"].setdefault(quiz_id, {})
         entry = questions.setdefault(question_id, {"solved": False, "attempts": 0})
-        if replace or "prediction" not in entry:
+        new = replace or "prediction" not in entry
+        if new:
             entry["prediction"] = value
             entry["answer"] = value
             entry["attempts"] += 1
             entry["solved"] = entry["solved"] or bool(correct)
-        kept.append(entry["prediction"])
+        kept.append((entry["prediction"], new))
 
-    _update(update)
-    return kept[0] if kept else None
+    saved = _update(update)
+    if kept and (saved or not kept[0][1]):
+        return kept[0][0]
+    return None  # a new prediction that could not be saved
 
 
 def _json_answer(answer: Any) -> Any:
@@ -188,7 +195,8 @@ def _json_answer(answer: Any) -> Any:
 
 
 def reset(quiz_id: str | None = None) -> None:
-    """Forget the progress of one quiz, or of every quiz when ``quiz_id`` is None."""
+    """Forget the progress of one quiz, or of every quiz when ``quiz_id`` is None (answers and
+    predictions included; the learner id stays, so the choice order does not change)."""
 
     def update(doc: dict) -> None:
         if quiz_id is None:

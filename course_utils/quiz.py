@@ -306,7 +306,8 @@ def _resolve_mode(mode: str) -> str:
 
 
 def reset(quiz_id: str | None = None) -> None:
-    """Forget saved progress: of one quiz, or of all quizzes when ``quiz_id`` is None."""
+    """Forget saved progress (answers and predictions too): of one quiz, or of all quizzes when
+    ``quiz_id`` is None. The learner id stays, and with it each learner's choice order."""
     if quiz_id is not None and quiz_id not in progress.load():
         load_quiz(quiz_id)  # an unknown id raises, listing the quizzes there are
     progress.reset(quiz_id)

@@ -220,3 +220,40 @@ def test_fault_injection_never_raises_and_never_loses_data(
         assert saved["q"]["old"] == {"attempts": 2, "solved": True}
     if start == "corrupt":  # the corrupt bytes are kept, in place or as a backup
         assert BAD in kept.values()
+
+
+@pytest.mark.parametrize("start", ["none", "good", "corrupt"])
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_fault_injection_never_breaks_the_learner_id_or_a_prediction(
+    private_progress, monkeypatch, fault, start
+):
+    """Issue 14: making the learner id and saving a prediction go through the same locked,
+    atomic path; each fault leaves a usable id (stable in the session) and loses no data."""
+    folder = private_progress.parent
+    folder.mkdir(parents=True)
+    if start != "none":
+        private_progress.write_bytes(GOOD if start == "good" else BAD)
+    owner, name = FAULTS[fault]
+
+    def fail(*_args, **_kwargs):
+        raise OSError(5, f"injected {fault} failure")
+
+    monkeypatch.setattr(progress, "_session_learner", None)
+    monkeypatch.setattr(quiz, "_session_predictions", {})
+    monkeypatch.setattr(owner, name, fail)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first, second = progress.learner_id(), progress.learner_id()
+        quiz.predict("00_start_here", "v100", answer="a")
+        prediction = quiz.prediction_of("00_start_here", "v100")
+    monkeypatch.undo()
+    assert first == second and len(first) == 32
+    assert prediction == "a"
+    assert all(issubclass(w.category, quiz.ProgressWarning) for w in caught)
+    kept = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "progress.json.lock"}
+    assert not [n for n in kept if n.endswith(".tmp")]
+    if start == "good":
+        saved = json.loads(kept["progress.json"])["quizzes"]
+        assert saved["q"]["old"] == {"attempts": 2, "solved": True}
+    if start == "corrupt":
+        assert BAD in kept.values()

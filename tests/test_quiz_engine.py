@@ -488,3 +488,12 @@ def test_a_prediction_saved_for_an_older_bank_is_asked_again(demo_bank, private_
     quiz.predict(QUIZ, "first", answer="b")
     assert "Prediction saved: choice b of first" in capsys.readouterr().out
     assert progress.entry(QUIZ, "first")["prediction"] == "b"
+
+
+def test_the_learner_id_is_read_without_a_write_once_made(private_state, monkeypatch):
+    made = progress.learner_id()
+    writes = []
+    real = progress._save
+    monkeypatch.setattr(progress, "_save", lambda path, doc: (writes.append(1), real(path, doc)))
+    assert [progress.learner_id() for _ in range(3)] == [made] * 3
+    assert writes == []
