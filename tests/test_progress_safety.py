@@ -257,3 +257,19 @@ def test_fault_injection_never_breaks_the_learner_id_or_a_prediction(
         assert saved["q"]["old"] == {"attempts": 2, "solved": True}
     if start == "corrupt":
         assert BAD in kept.values()
+
+
+def _learner(queue) -> None:
+    queue.put(progress.learner_id())
+
+
+def test_processes_starting_at_once_agree_on_one_learner_id(private_progress):
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_learner, args=(queue,)) for _ in range(12)]
+    for proc in procs:
+        proc.start()
+    ids = {queue.get(timeout=60) for _ in procs}
+    for proc in procs:
+        proc.join(60)
+    assert len(ids) == 1 and ids == {progress.learner_id()}
