@@ -63,6 +63,11 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         raise ValueError(f"unknown device {choice!r}: use 'cpu', 'cuda' or 'cuda:N'") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {choice!r} asked for, but this machine has no CUDA GPU")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise RuntimeError(
+            f"device {choice!r} asked for, but this machine has {torch.cuda.device_count()} CUDA "
+            f"GPU(s): use 'cuda:0' .. 'cuda:{torch.cuda.device_count() - 1}'"
+        )
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError(f"device {choice!r} asked for, but Apple MPS is not available here")
     return dev

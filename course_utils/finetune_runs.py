@@ -37,7 +37,7 @@ from transformers import TrainerCallback
 
 from course_utils import finetune
 from course_utils.audit import PrecisionAudit, dtype_name
-from course_utils.env import seed_everything
+from course_utils.env import pick_device, seed_everything
 
 EXPERIMENT = "05_bf16_vs_fp16_finetuning"
 
@@ -225,7 +225,7 @@ def run_finetune(
         learning_rate=learning_rate,
         max_length=max_length,
         seed=seed,
-        device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        device=pick_device(device),
     )
     audit = PrecisionAudit()
     recorder = RunRecorder(tokenizer, eval_dataset, eval_every=eval_every, max_length=max_length)
@@ -342,7 +342,7 @@ def run_finetune_loop(
         raise ValueError(f"init_scale must be finite and > 0, got {init_scale}")
     if note is not None and (not isinstance(note, str) or not note.strip()):
         raise ValueError(f"note must be a non-empty string or None, got {note!r}")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = pick_device(device)
     train_dataset = train_dataset if train_dataset is not None else finetune.load_finetune_dataset()
     eval_dataset = (
         eval_dataset if eval_dataset is not None else finetune.load_finetune_dataset("heldout")

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import torch
 
 from course_utils import formats as F
+from course_utils.env import pick_device
 
 __all__ = [
     "FATES",
@@ -160,8 +161,7 @@ def collect_gradients(
         raise TypeError("batches must be a dict or a non-empty iterable of dicts")
     if any(p.dtype != torch.float32 for p in model.parameters()):
         raise ValueError("collect_gradients needs fp32 weights (the reference gradients)")
-    if device is None:
-        device = next(model.parameters()).device
+    device = next(model.parameters()).device if device is None else pick_device(device)
 
     weight_parts: dict[str, list[torch.Tensor]] = {}
     activation_parts: dict[str, list[torch.Tensor]] = {}

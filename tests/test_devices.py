@@ -70,3 +70,26 @@ def test_finetune_entry_points_refuse_cuda(no_cuda):
     with pytest.raises(ValueError, match=UNKNOWN):
         finetune.available_precisions("gpu0")
     assert finetune.available_precisions("cpu") == finetune.PRECISIONS
+
+
+def test_a_gpu_number_past_the_last_gpu_is_refused(monkeypatch):
+    from course_utils.env import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert pick_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(RuntimeError, match=r"has 1 CUDA GPU\(s\): use 'cuda:0' .. 'cuda:0'"):
+        pick_device("cuda:3")
+
+
+def test_gradient_xray_and_finetune_runs_resolve_their_device(no_cuda):
+    from course_utils import finetune_runs
+    from course_utils.gradient_xray import collect_gradients
+
+    model = models.load_model_and_tokenizer()[0]
+    batch = {"input_ids": torch.zeros(1, 4, dtype=torch.long)}
+    batch["labels"] = batch["input_ids"]
+    with pytest.raises(ValueError, match=UNKNOWN):
+        collect_gradients(model, batch, device="gpu0")
+    with pytest.raises(RuntimeError, match=NO_CUDA):
+        finetune_runs.run_finetune_loop("fp32", steps=1, device="cuda")
