@@ -90,22 +90,16 @@ def _inputs(batch: Mapping, device: torch.device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-@torch.no_grad()
-def attention_logit_max(model: torch.nn.Module, batch: Mapping) -> list[float]:
-    """The largest |q . k| of each layer (every head, every pair of positions, before the
-    division by sqrt(head_dim)), from an fp32 forward pass: the number the fp16 matmul would
-    have to hold."""
+def _per_layer_max(model: torch.nn.Module, batch: Mapping, measure) -> list[float]:
+    """Run one eval-mode forward with a hook on each block's ``c_attn`` and return, per layer,
+    ``measure(c_attn_output, attn_module)``; the hooks and the training mode are restored."""
     blocks = _blocks(model)
     device = next(model.parameters()).device
     found: dict[int, float] = {}
 
     def hook_for(index: int, attn: torch.nn.Module):
         def hook(_module, _inputs, output):
-            q, k, _v = output.float().split(attn.embed_dim, dim=-1)
-            heads, dim = attn.num_heads, attn.head_dim
-            q = q.unflatten(-1, (heads, dim)).transpose(1, 2)
-            k = k.unflatten(-1, (heads, dim)).transpose(1, 2)
-            found[index] = (q @ k.transpose(-1, -2)).abs().max().item()
+            found[index] = measure(output, attn)
 
         return hook
 
@@ -122,6 +116,22 @@ def attention_logit_max(model: torch.nn.Module, batch: Mapping) -> list[float]:
             handle.remove()
         model.train(was_training)
     return [found[i] for i in range(len(blocks))]
+
+
+def _logit_max(output: torch.Tensor, attn: torch.nn.Module) -> float:
+    q, k, _v = output.float().split(attn.embed_dim, dim=-1)
+    heads, dim = attn.num_heads, attn.head_dim
+    q = q.unflatten(-1, (heads, dim)).transpose(1, 2)
+    k = k.unflatten(-1, (heads, dim)).transpose(1, 2)
+    return (q @ k.transpose(-1, -2)).abs().max().item()
+
+
+@torch.no_grad()
+def attention_logit_max(model: torch.nn.Module, batch: Mapping) -> list[float]:
+    """The largest |q . k| of each layer (every head, every pair of positions, before the
+    division by sqrt(head_dim)), from an fp32 forward pass: the number the fp16 matmul would
+    have to hold."""
+    return _per_layer_max(model, batch, _logit_max)
 
 
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
@@ -160,29 +170,9 @@ def query_key_max(model: torch.nn.Module, batch: Mapping) -> list[float]:
     """The largest |q| or |k| entry of each layer (the outputs of the query/key projection),
     from an fp32 forward pass: if it stays below 65504, fp16 holds the queries and keys, and an
     overflow can only come from their products."""
-    blocks = _blocks(model)
-    device = next(model.parameters()).device
-    found: dict[int, float] = {}
-
-    def hook_for(index: int, attn: torch.nn.Module):
-        def hook(_module, _inputs, output):
-            found[index] = output[..., : 2 * attn.embed_dim].float().abs().max().item()
-
-        return hook
-
-    handles = [
-        block.attn.c_attn.register_forward_hook(hook_for(i, block.attn))
-        for i, block in enumerate(blocks)
-    ]
-    was_training = model.training
-    model.eval()
-    try:
-        model(**_inputs(batch, device))
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    return [found[i] for i in range(len(blocks))]
+    return _per_layer_max(
+        model, batch, lambda out, attn: out[..., : 2 * attn.embed_dim].float().abs().max().item()
+    )
 
 
 @dataclass(frozen=True)
