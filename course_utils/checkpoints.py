@@ -56,6 +56,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import itertools
 import logging
 import math
 import os
@@ -659,6 +660,25 @@ class Checkpointer:
                             allow_nonfinite=True)  # fmt: skip
 
 
+def new_run_folder(parent: str | os.PathLike, name: str) -> pathlib.Path:
+    """A folder for a new run: ``parent/name``, or ``name-2``, ``name-3``... if that one exists.
+
+    Notebooks use it so that running a cell twice starts a second run in a folder of its own,
+    instead of meeting the first run's checkpoints (which a store refuses)."""
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"name must be a plain folder name like 'guarded', got {name!r}")
+    parent = pathlib.Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        folder = parent / (name if n == 1 else f"{name}-{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise AssertionError("unreachable")
+
+
 __all__ = [
     "CheckpointStore",
     "Checkpointer",
@@ -666,6 +686,7 @@ __all__ = [
     "NonFiniteWeightsError",
     "apply_training_state",
     "load_checkpoint",
+    "new_run_folder",
     "nonfinite_tensors",
     "read_header",
     "save_checkpoint",

@@ -256,3 +256,16 @@ def test_a_step_that_steps_would_not_list_is_refused(tmp_path, step):
     with pytest.raises((ValueError, TypeError), match="step"):
         store.save(step, small_model())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_new_run_folder_gives_each_rerun_its_own_folder(tmp_path):
+    from course_utils.checkpoints import new_run_folder
+
+    first = new_run_folder(tmp_path, "guarded")
+    second = new_run_folder(tmp_path, "guarded")
+    assert first == tmp_path / "guarded" and second == tmp_path / "guarded-2"
+    assert first.is_dir() and second.is_dir()
+    CheckpointStore(first)  # a fresh folder: no other run's checkpoints to refuse
+    for bad in ("", "a/b", "..", None):
+        with pytest.raises(ValueError, match="plain folder name"):
+            new_run_folder(tmp_path, bad)
