@@ -120,7 +120,8 @@ _BF16_TC = (
 _FP16_TC = (
     "its tensor cores multiply fp16 (with fp32 accumulation) but not bf16, which needs "
     "compute capability 8.0. Use fp16 autocast with torch.amp.GradScaler. bf16 is accepted "
-    "there but emulated and slow: torch.cuda.is_bf16_supported() answers True because it counts "
+    "there without bf16 tensor cores (emulated, at a speed the course has not measured): "
+    "torch.cuda.is_bf16_supported() answers True because it counts "
     "emulation by default (ask is_bf16_supported(including_emulation=False) for native support), "
     "so bf16=True in a Trainer does not raise on this GPU"
 )
@@ -1037,7 +1038,8 @@ def _cpu_recommendation(cpu: CpuInfo) -> Recommendation:
             [
                 f"This CPU ({cpu.model}) has native bf16 instructions ({', '.join(units)}), so "
                 "torch.autocast('cpu', dtype=torch.bfloat16) runs matmuls in bf16 kernels that can "
-                "be faster than fp32 and halve activation memory; bf16 needs no loss scaling.",
+                "be faster than fp32 and shrink activation memory (not by half: notebook 04 measures it); "
+                "bf16 needs no loss scaling.",
                 _cpu_fp16_sentence(cpu),
             ]
         )
