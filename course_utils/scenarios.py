@@ -143,13 +143,14 @@ def training_precision(precision: str, device: torch.device) -> tuple[str, Any]:
 # ----------------------------------------------------------------------------- data
 
 
-@functools.lru_cache(maxsize=1)
-def qa_pairs() -> tuple[tuple[str, str], ...]:
-    """The shipped question/answer pairs as (prompt, answer): the prompt is the question line."""
+@functools.lru_cache(maxsize=2)
+def qa_pairs(split: str = "train") -> tuple[tuple[str, str], ...]:
+    """The shipped question/answer pairs of ``split`` ("train" or "heldout") as (prompt,
+    answer): the prompt is the question line."""
     from course_utils.finetune import dataset_path
 
     pairs = []
-    with dataset_path("train").open(encoding="utf-8") as file:
+    with dataset_path(split).open(encoding="utf-8") as file:
         for line in file:
             if line.strip():
                 question, answer = json.loads(line)["text"].split("\n", 1)
@@ -580,14 +581,7 @@ class Fp16RangeScenario(BadBatchScenario):
     def heldout(self) -> list[dict]:
         """Held-out batches (the shipped "heldout" split), encoded like the training ones."""
         if getattr(self, "_heldout", None) is None:
-            from course_utils.finetune import dataset_path
-
-            pairs = []
-            with dataset_path("heldout").open(encoding="utf-8") as file:
-                for line in file:
-                    if line.strip():
-                        question, answer = json.loads(line)["text"].split("\n", 1)
-                        pairs.append((question + "\n", answer))
+            pairs = list(qa_pairs("heldout"))
             size = self.batch_size
             pairs = pairs[: size * self.heldout_batches]
             self._heldout = [
