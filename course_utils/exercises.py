@@ -195,7 +195,7 @@ def unregister(name: str) -> None:
 # ----------------------------------------------------------------- helpers for writing checkers
 # Every check of notebooks 00-05 and 08 reads a learner's value through these, so that a NaN, an
 # inf, a string that looks like a number, or an object whose ``__eq__`` is always True never
-# passes (issue 13; tests/test_exercise_answer_types.py). Taught nowhere: machinery.
+# passes (tests/test_exercise_answer_types.py). Taught nowhere: machinery.
 
 
 def expect_callable(answer: Any, what: str = "your answer") -> None:

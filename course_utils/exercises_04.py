@@ -34,7 +34,7 @@ def check_training_memory(training_memory_gib):
     for precision in BYTES_PER_PARAMETER:
         for n in CHECK_SIZES:
             want = expected_gib(n, precision)
-            value = expect_number(  # a NaN, an inf or a string is never "close" (issue 13)
+            value = expect_number(  # a NaN, an inf or a string is never "close"
                 training_memory_gib(n, precision),
                 f"training_memory_gib({n:.3g}, {precision!r}) (a number of GiB)",
             )

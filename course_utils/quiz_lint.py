@@ -1,4 +1,4 @@
-"""Lint the quiz banks: a score should measure understanding, not test-taking (issue 14).
+"""Lint the quiz banks: a score should measure understanding, not test-taking.
 
 python -m course_utils.quiz_lint [--stats] [--notebooks DIR] [BANK ...]
 
@@ -7,7 +7,7 @@ path to a ``.json`` file; without BANK, every bank there. Exit 1 with one line p
 naming the bank, the question id (or ``-`` for a bank-wide problem) and the rule; exit 0 when every
 bank passes. ``--stats`` prints the per-bank figures instead (exit 0 unless a bank cannot be read).
 
-Rules (the contract of issue 14; ``RULES`` holds their one-line names):
+Rules (``RULES`` holds their one-line names):
 
 1. ``longest``: in at most floor(n/3) of a bank's n single-choice questions is the correct choice the
    strictly longest one (characters of its text).

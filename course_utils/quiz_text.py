@@ -5,7 +5,7 @@ Both renderings give no answers away. Without a ``learner_id`` they keep the ban
 are deterministic (no progress, no answers), so nbval can compare them (``quiz.print_quiz``).
 With one, choices come in that learner's order (``choice_order``), the order the widget shows.
 
-``choice_order`` is the shuffle of issue 14: a learner who is good at tests finds no pattern in
+``choice_order`` is the per-learner shuffle: a learner who is good at tests finds no pattern in
 where the right choice sits. The order is seeded by a stable hash (SHA-256, not Python's
 ``hash()``, which changes per process) of (learner id, quiz id, question id), so one learner
 sees the same order at every rerun, in the widget and in text. Choices keep their ids, and

@@ -4,7 +4,7 @@
 carries a text and an HTML rendering of the questions too, which is what a frontend without
 widget support (a terminal, an HTML export) shows instead.
 
-Built to fit a 1280x720 projector (issue 14): banks of more than ``ONE_AT_A_TIME_OVER``
+Built to fit a 1280x720 projector: banks of more than ``ONE_AT_A_TIME_OVER``
 questions show one question at a time, and the score, the progress bar and Previous/Next sit
 above the question, always in view. Choices come in the learner's order
 (``quiz_text.choice_order``); after a rerun each answered question shows the learner's last
