@@ -189,13 +189,9 @@ GOOD = b'{"quizzes": {"q": {"old": {"attempts": 2, "solved": true}}}, "version":
 BAD = b"{not json"
 
 
-@pytest.mark.parametrize("start", ["none", "good", "corrupt"])
-@pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_fault_injection_never_raises_and_never_loses_data(
-    private_progress, monkeypatch, fault, start
-):
-    """Each OS call the progress code makes fails once, with each starting file: the quiz goes
-    on, and every byte that was there before is still there (in the file or a backup)."""
+def _start_with(private_progress, fault: str, start: str):
+    """The progress folder with its starting file ("none", "good" or "corrupt"), and the OS
+    call to break: (folder, owner, attribute name, a function that raises like a failing disk)."""
     folder = private_progress.parent
     folder.mkdir(parents=True)
     if start != "none":
@@ -205,6 +201,17 @@ def test_fault_injection_never_raises_and_never_loses_data(
     def fail(*_args, **_kwargs):
         raise OSError(5, f"injected {fault} failure")
 
+    return folder, owner, name, fail
+
+
+@pytest.mark.parametrize("start", ["none", "good", "corrupt"])
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_fault_injection_never_raises_and_never_loses_data(
+    private_progress, monkeypatch, fault, start
+):
+    """Each OS call the progress code makes fails once, with each starting file: the quiz goes
+    on, and every byte that was there before is still there (in the file or a backup)."""
+    folder, owner, name, fail = _start_with(private_progress, fault, start)
     monkeypatch.setattr(owner, name, fail)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -227,17 +234,9 @@ def test_fault_injection_never_raises_and_never_loses_data(
 def test_fault_injection_never_breaks_the_learner_id_or_a_prediction(
     private_progress, monkeypatch, fault, start
 ):
-    """Issue 14: making the learner id and saving a prediction go through the same locked,
+    """Making the learner id and saving a prediction go through the same locked,
     atomic path; each fault leaves a usable id (stable in the session) and loses no data."""
-    folder = private_progress.parent
-    folder.mkdir(parents=True)
-    if start != "none":
-        private_progress.write_bytes(GOOD if start == "good" else BAD)
-    owner, name = FAULTS[fault]
-
-    def fail(*_args, **_kwargs):
-        raise OSError(5, f"injected {fault} failure")
-
+    folder, owner, name, fail = _start_with(private_progress, fault, start)
     monkeypatch.setattr(progress, "_session_learner", None)
     monkeypatch.setattr(quiz, "_session_predictions", {})
     monkeypatch.setattr(owner, name, fail)
