@@ -29,7 +29,12 @@ import sys
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
-OUTPUT = REPO_ROOT / "instructors" / "workshop_plan.md"
+GUIDES = REPO_ROOT / "instructors"
+OUTPUT = GUIDES / "workshop_plan.md"
+# In a hand-written guide instructors/NN.md, the lines between these two markers are the
+# notebook's own objectives, copied here at every render (so they cannot drift).
+OBJECTIVES_START = "<!-- objectives: copied from the notebook by scripts/workshop_plan.py -->"
+OBJECTIVES_END = "<!-- /objectives -->"
 
 PLANS = {"3h": 180, "4h": 240}  # plan name -> minutes available
 MODES = ("demo", "hands-on", "homework")
@@ -574,27 +579,56 @@ def render(folder: pathlib.Path = NOTEBOOKS) -> str:
     return out
 
 
-def check(path: pathlib.Path = OUTPUT, folder: pathlib.Path = NOTEBOOKS) -> int:
-    """0 if ``path`` holds exactly a fresh render, else 1 (with a diff on stderr)."""
-    fresh = render(folder)
-    try:
-        committed = path.read_text(encoding="utf-8")
-    except OSError as err:
+def sync_objectives(text: str, nb: Notebook) -> str:
+    """``text`` (a guide) with the lines between the objectives markers set to ``nb``'s."""
+    head, sep, rest = text.partition(OBJECTIVES_START)
+    _, sep2, tail = rest.partition(OBJECTIVES_END)
+    if not sep or not sep2:
+        return text
+    block = [f"- {o}" for o in nb.objectives] or ["(the notebook states no objectives)"]
+    return head + OBJECTIVES_START + "\n" + "\n".join(block) + "\n" + OBJECTIVES_END + tail
+
+
+def outputs(
+    out: pathlib.Path = OUTPUT, folder: pathlib.Path = NOTEBOOKS, guides: pathlib.Path = GUIDES
+) -> dict[pathlib.Path, str]:
+    """Every file a render writes: the plans, and each guide NN.md with objectives markers."""
+    files = {out: render(folder)}
+    notebooks = read_notebooks(folder)
+    for guide in sorted(guides.glob("[0-9][0-9].md")):
+        nb = next((n for stem, n in notebooks.items() if stem[:2] == guide.stem), None)
+        text = guide.read_text(encoding="utf-8")
+        if nb is not None and OBJECTIVES_START in text:
+            files[guide] = sync_objectives(text, nb)
+    return files
+
+
+def check(
+    out: pathlib.Path = OUTPUT, folder: pathlib.Path = NOTEBOOKS, guides: pathlib.Path = GUIDES
+) -> int:
+    """0 if every rendered file holds exactly a fresh render, else 1 (with a diff on stderr)."""
+    stale = []
+    for path, fresh in outputs(out, folder, guides).items():
+        try:
+            committed = path.read_text(encoding="utf-8")
+        except OSError as err:
+            print(f"{path}: cannot read it ({err})", file=sys.stderr)
+            stale.append(path)
+            continue
+        if committed != fresh:
+            diff = difflib.unified_diff(
+                committed.splitlines(), fresh.splitlines(), str(path), "fresh", lineterm="", n=0
+            )
+            print("\n".join(list(diff)[:40]), file=sys.stderr)
+            stale.append(path)
+    if stale:
+        names = ", ".join(str(p) for p in stale)
         print(
-            f"{path}: cannot read it ({err}); run python scripts/workshop_plan.py", file=sys.stderr
+            f"{names}: not a fresh render of the notebooks: run python scripts/workshop_plan.py",
+            file=sys.stderr,
         )
         return 1
-    if committed == fresh:
-        return 0
-    diff = difflib.unified_diff(
-        committed.splitlines(), fresh.splitlines(), "committed", "fresh render", lineterm="", n=0
-    )
-    print("\n".join(list(diff)[:40]), file=sys.stderr)
-    print(
-        f"{path} is not a fresh render of the notebooks: run python scripts/workshop_plan.py",
-        file=sys.stderr,
-    )
-    return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -602,16 +636,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare, do not write")
     parser.add_argument("--out", type=pathlib.Path, default=OUTPUT)
     parser.add_argument("--notebooks", type=pathlib.Path, default=NOTEBOOKS)
+    parser.add_argument("--guides", type=pathlib.Path, default=GUIDES)
     args = parser.parse_args(argv)
     try:
         if args.check:
-            return check(args.out, args.notebooks)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(render(args.notebooks), encoding="utf-8")
+            return check(args.out, args.notebooks, args.guides)
+        files = outputs(args.out, args.notebooks, args.guides)
     except PlanError as err:
         print(f"workshop_plan: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out}")
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
     return 0
 
 

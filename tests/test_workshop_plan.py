@@ -136,11 +136,20 @@ def test_check_fails_on_a_stale_file_and_passes_on_a_fresh_one(tmp_path, capsys)
     _write(tmp_path, "00_start_here", [_cell("markdown", HEADER), _cell("markdown", "## Setup")])
     out = tmp_path / "plan.md"
     out.write_text("an old plan\n")
-    assert wp.main(["--check", "--out", str(out), "--notebooks", str(tmp_path)]) == 1
+    guide = tmp_path / "00.md"
+    guide.write_text(
+        f"# 00\n{wp.OBJECTIVES_START}\n- an old objective\n{wp.OBJECTIVES_END}\nnotes\n"
+    )
+    args = ["--out", str(out), "--notebooks", str(tmp_path), "--guides", str(tmp_path)]
+    assert wp.main(["--check", *args]) == 1
     assert "not a fresh render" in capsys.readouterr().err
-    assert wp.main(["--out", str(out), "--notebooks", str(tmp_path)]) == 0
-    assert wp.main(["--check", "--out", str(out), "--notebooks", str(tmp_path)]) == 0
+    assert wp.main(args) == 0
+    assert wp.main(["--check", *args]) == 0
     assert "in the plan, not in a notebook: 00_start_here: How the course works" in out.read_text()
+    assert guide.read_text() == (
+        f"# 00\n{wp.OBJECTIVES_START}\n- one thing;\n- another thing, on two lines.\n"
+        f"{wp.OBJECTIVES_END}\nnotes\n"
+    )
 
 
 @pytest.mark.parametrize("text", ["demo", "lecture 5", "demo five", "demo 5 6"])
