@@ -447,9 +447,57 @@ def _where(row: Row, notebooks: dict[str, Notebook]) -> str:
     return f"{row.notebook[:2]} · {row.label}"
 
 
+def render_glance(plan: str, matched: Matched, notebooks: dict[str, Notebook]) -> list[str]:
+    """One line per notebook (and break): when it starts, its minutes in class, what is left."""
+    lines = [
+        "At a glance (minutes: estimated reading, talk and exercises + measured code):",
+        "",
+        "| Starts | Notebook | In class (min) | Demo / hands-on sections | Homework (min) |",
+        "|---|---|---|---|---|",
+    ]
+    clock = 0.0
+    blocks: list[tuple[str, list[Row]]] = []
+    for row in matched.rows:
+        key = "break" if row.label == "break" else row.notebook
+        if not blocks or blocks[-1][0] != key:
+            blocks.append((key, []))
+        blocks[-1][1].append(row)
+    for key, rows in blocks:
+        uses = [(r, r.uses[plan]) for r in rows if r.uses[plan].mode != "none"]
+        if not uses:
+            continue
+        if key == "break":
+            minutes = sum(u.minutes for _, u in uses)
+            lines.append(f"| {_clock(clock)} | **Break** | {minutes} | | |")
+            clock += minutes
+            continue
+        inside = [(r, u) for r, u in uses if u.mode in ("demo", "hands-on")]
+        minutes = sum(u.minutes + (r.code_seconds or 0.0) / 60 for r, u in inside)
+        home = sum(u.minutes for _, u in uses if u.mode == "homework")
+        demo = sum(1 for _, u in inside if u.mode == "demo")
+        hands = len(inside) - demo
+        if key in notebooks:
+            name = re.sub(r"^\d\d\s*·\s*", "", notebooks[key].title).split(":")[0]
+            name = f"{key[:2]} · {name}"
+        else:
+            name = f"{key} · {rows[0].label} (being written)"
+        start = _clock(clock) if inside else "homework"
+        lines.append(
+            f"| {start} | {name} | {minutes:.1f} | {demo} / {hands} | {home} |"
+            if inside
+            else f"| {start} | {name} | 0 | 0 / 0 | {home} |"
+        )
+        clock += minutes
+    lines.append(f"| {_clock(clock)} | end | | | |")
+    return lines + [""]
+
+
 def render_plan(plan: str, matched: Matched, notebooks: dict[str, Notebook], total: Total) -> str:
     lines = [
         f"## The {plan[0]}-hour plan",
+        "",
+        *render_glance(plan, matched, notebooks),
+        "Section by section:",
         "",
         "| Starts | Notebook · section | Mode | Code, measured (seconds from the stored run) "
         "| Reading + talk + exercises, estimated (min) |",
