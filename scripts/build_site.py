@@ -43,6 +43,7 @@ SITE_SRC = REPO_ROOT / "site_src"
 NOTEBOOK_RE = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
 COURSE_TITLE = "Mixed precision training: bfloat16 vs float16 in practice"
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+IPYNB_MARK = "course-ipynb:"
 
 
 @dataclass
@@ -360,8 +361,12 @@ def build(repo: pathlib.Path, out: pathlib.Path) -> list[str]:
         if page.kind != "notebook":
             continue
         ipynb = posixpath.join(*pathlib.PurePath(os.path.relpath(page.source, out)).parts)
-        body = render_notebook(page.source, page, pages, exporter, urllib.parse.quote(ipynb))
+        # The link to the .ipynb is already relative to OUT: marked so that the fixer, which
+        # reads links relative to notebooks/, leaves it alone, then unmarked.
+        marked = IPYNB_MARK + urllib.parse.quote(ipynb)
+        body = render_notebook(page.source, page, pages, exporter, marked)
         body = fixer.fix(body, page.source.parent, page.file)
+        body = body.replace(f'href="{IPYNB_MARK}', 'href="')
         (out / page.file).write_text(body, encoding="utf-8")
 
     for page in pages:

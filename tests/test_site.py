@@ -1,5 +1,6 @@
 """The course site (``make site``): built once per module into a temporary folder with
-``.venv-site``'s Python, then checked as files and, in a real browser, as a learner sees it.
+``.venv-site``'s Python (inside ``unshare -rn``, without a network, where the machine allows
+it), then checked as files and, in a real browser, as a learner sees it.
 
 Every notebook has a page that shows at least as many images as the notebook has stored PNG
 outputs; every relative ``href``/``src`` points to a file that exists; nothing on any page is
@@ -62,13 +63,24 @@ def guides() -> list[pathlib.Path]:
     return sorted((REPO_ROOT / "instructors").glob("*.md"))
 
 
+def no_network() -> list[str]:
+    """``unshare -rn`` (a new user and network namespace: no interface but loopback) where this
+    machine allows it, so that the build proves it needs no network; else nothing."""
+    probe = ["unshare", "-rn", "true"]
+    try:
+        ok = subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return probe[:2] if ok else []
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> pathlib.Path:
     if not SITE_PYTHON.exists():
         skip_or_fail(f"{SITE_PYTHON} not found: run `make site-install` first")
     out = tmp_path_factory.mktemp("site") / "_site"
     result = subprocess.run(
-        [str(SITE_PYTHON), str(REPO_ROOT / "scripts" / "build_site.py"), str(out)],
+        [*no_network(), str(SITE_PYTHON), str(REPO_ROOT / "scripts" / "build_site.py"), str(out)],
         capture_output=True,
         text=True,
         timeout=BUILD_S,
@@ -175,7 +187,8 @@ def test_every_notebook_has_a_page_in_course_order(site):
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
 def test_notebook_page_shows_its_figures_and_links_its_ipynb(site, path):
     parser = parse(site / f"{path.stem}.html")
-    assert len(parser.images) >= png_outputs(path)
+    pngs = png_outputs(path)
+    assert len(parser.images) >= pngs, f"{len(parser.images)} <img> for {pngs} stored PNG outputs"
     ipynb = [url for tag, url in parser.urls if tag == "a" and url.endswith(path.name)]
     assert ipynb, f"{path.stem}.html does not link to {path.name}"
     assert (site / urllib.parse.unquote(ipynb[0])).resolve() == path.resolve()
@@ -220,7 +233,10 @@ def test_quiz_page_folds_every_answer(site, bank):
     page = site / f"quiz-{raw['id']}.html"
     assert page.is_file(), f"{bank.name} has no page"
     text = page.read_text(encoding="utf-8")
-    assert text.count('<details class="course-answer">') == len(raw["questions"])
+    folds = text.count('<details class="course-answer">')
+    assert folds == len(raw["questions"]), (
+        f"{folds} answer folds, {len(raw['questions'])} questions"
+    )
     parser = parse(page)
     inside, outside = squeeze(parser.inside), squeeze(parser.outside)
     for question in raw["questions"]:
