@@ -46,13 +46,13 @@ execute: install  ## re-execute every notebook in place (refuses on a busy machi
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m course_utils.quiz_lint
+	$(BIN)/python -m course_utils.quiz.lint
 
 quiz-lint: install  ## every quiz bank against the rules that keep a score honest
-	$(BIN)/python -m course_utils.quiz_lint
+	$(BIN)/python -m course_utils.quiz.lint
 
 quiz-stats: install  ## per bank: questions, correct-is-longest, key positions, predict-first prompts
-	$(BIN)/python -m course_utils.quiz_lint --stats
+	$(BIN)/python -m course_utils.quiz.lint --stats
 
 format: install
 	$(BIN)/ruff check --fix .

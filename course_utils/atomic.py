@@ -12,7 +12,7 @@ temporary file. A symlink at the target itself is replaced by the new file, not 
 The new file keeps the permissions of the file it replaces; a new file gets the usual
 ``0o666 & ~umask`` (not ``mkstemp``'s private ``0o600``).
 
-Used by the quiz progress file (``course_utils.progress``), ``scripts/make_answer_key.py`` and
+Used by the quiz progress file (``course_utils.quiz.progress``), ``scripts/make_answer_key.py`` and
 ``scripts/make_student_copy.py``; taught nowhere (machinery), tested in ``tests/test_atomic.py``.
 """
 

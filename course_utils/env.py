@@ -6,6 +6,7 @@ readable and reproducible, and builds a one-line hardware report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from dataclasses import dataclass, field
@@ -114,3 +115,22 @@ def _style_plots() -> None:
             "svg.hashsalt": "course",
         }
     )
+
+
+@contextlib.contextmanager
+def library_progress_bars_off():
+    """Hide transformers' and datasets' own progress bars ("Loading weights", "Tokenizing train
+    dataset") inside the block: they would land in notebook outputs. The course's own tqdm bars,
+    which show the learner that a long cell is working, are not affected."""
+    from datasets.utils import logging as ds_logging
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = [(lib, lib.is_progress_bar_enabled()) for lib in (hf_logging, ds_logging)]
+    for lib, _ in was_enabled:
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, enabled in was_enabled:
+            if enabled:
+                lib.enable_progress_bar()

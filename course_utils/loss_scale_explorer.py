@@ -3,7 +3,7 @@ many values fp16 flushes to zero, keeps only as subnormals, or overflows to inf.
 
 Taught in notebook 03 ("Loss scaling"), section 2. ``explore(values)`` shows an ipywidgets
 slider over log2 S (0..24) in a Jupyter kernel and prints a text table elsewhere (the same
-decision the quiz makes: ``course_utils.quiz._in_kernel``). The numbers come from one pure
+decision the quiz makes: ``course_utils.quiz.core._in_kernel``). The numbers come from one pure
 function, ``scale_readout(values, log2_scale)``, which casts ``values * 2**log2_scale`` to the
 real 16-bit dtype, so every rounding edge is the hardware's own.
 
@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from course_utils.precision import AUTOCAST_DTYPES
+
 __all__ = [
     "LOG2_SCALE_MAX",
     "LOG2_SCALE_MIN",
@@ -32,7 +34,6 @@ __all__ = [
 ]
 
 LOG2_SCALE_MIN, LOG2_SCALE_MAX = 0, 24  # the slider's range: S = 2^0 .. 2^24
-_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 _MODES = ("auto", "widget", "text")
 FATES = ("zero", "subnormal", "normal", "overflow")
 _COLOURS = {"zero": "tab:red", "subnormal": "tab:orange", "normal": "tab:green", "overflow": "k"}
@@ -67,8 +68,8 @@ def scale_readout(values: torch.Tensor, log2_scale: int, fmt: str = "fp16") -> d
     "overflow" (inf), which add up to 1, and "count", the number of values looked at (exact zeros
     and non-finite values are left out). With no such value the fractions are NaN.
     """
-    if fmt not in _DTYPES:
-        raise ValueError(f"fmt must be one of {', '.join(_DTYPES)}, got {fmt!r}")
+    if fmt not in AUTOCAST_DTYPES:
+        raise ValueError(f"fmt must be one of {', '.join(AUTOCAST_DTYPES)}, got {fmt!r}")
     log2_scale = _check_log2_scale(log2_scale)
     x = _check_values(values)
     count = x.numel()
@@ -76,8 +77,8 @@ def scale_readout(values: torch.Tensor, log2_scale: int, fmt: str = "fp16") -> d
         return dict.fromkeys(FATES, math.nan) | {"count": 0}
     # A power of two: the product is exact in float32 unless it leaves float32's range, and
     # then it is inf (an overflow anyway) or a float32 subnormal (far below fp16's zero edge).
-    rounded = (x * 2.0**log2_scale).to(_DTYPES[fmt]).abs()
-    tiny = torch.finfo(_DTYPES[fmt]).tiny
+    rounded = (x * 2.0**log2_scale).to(AUTOCAST_DTYPES[fmt]).abs()
+    tiny = torch.finfo(AUTOCAST_DTYPES[fmt]).tiny
     zero = int((rounded == 0).sum())
     overflow = int(torch.isinf(rounded).sum())
     subnormal = int(((rounded > 0) & (rounded < tiny)).sum())
@@ -258,7 +259,7 @@ def explore(
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {', '.join(_MODES)}; got {mode!r}")
     explorer = LossScaleExplorer(values, log2_scale)
-    from course_utils.quiz import _in_kernel  # the quiz's own widget-or-text decision
+    from course_utils.quiz.core import _in_kernel  # the quiz's own widget-or-text decision
 
     if mode == "text" or (mode == "auto" and not _in_kernel()):
         for scale in text_scales:

@@ -35,20 +35,12 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from course_utils.env import pick_device
-from course_utils.precision import check_precision, precision_context, weight_dtype
+from course_utils.precision import PRECISIONS, check_precision, precision_context, weight_dtype
+from course_utils.units import format_bytes
 
-MEMORY_PRECISIONS = ("fp32", "bf16", "fp16", "bf16-pure")
+# the training modes whose memory the anatomy models (emulated fp16 holds what fp16 holds)
+MEMORY_PRECISIONS = tuple(p for p in PRECISIONS if p != "fp16-emulated")
 PARTS = ("weights", "gradients", "optimizer_state", "weight_copies", "activations")
-
-
-def format_bytes(n: float) -> str:
-    """``1288490188`` -> ``"1.2 GiB"`` (binary units, one decimal; bytes as integers)."""
-    if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"expected a number of bytes >= 0, got {n!r}")
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"
 
 
 @dataclass
@@ -413,7 +405,6 @@ __all__ = [
     "BatchSweep",
     "MemoryAnatomy",
     "activation_bytes",
-    "format_bytes",
     "measure_memory",
     "plot_batch_sweep",
     "sweep_batch_sizes",

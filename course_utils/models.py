@@ -15,7 +15,6 @@ loads bf16 and then trains with no fp32 master weights unless ``dtype=torch.floa
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -27,18 +26,10 @@ import tempfile
 import torch
 
 from course_utils.data import data_dir
-from course_utils.env import pick_device
+from course_utils.env import library_progress_bars_off, pick_device
+from course_utils.precision import FORMATS, dtype_name, to_dtype
 
 DEFAULT_MODEL = "tiny-gpt2"
-
-_DTYPES = {
-    "fp32": torch.float32,
-    "float32": torch.float32,
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-}
 
 
 class ModelNotAvailableError(ValueError):
@@ -98,7 +89,7 @@ def load_model_and_tokenizer(
     source = str(model_path(name)) if name in shipped_models() else name
     kwargs = {} if torch_dtype is None else {"dtype": torch_dtype}
     try:
-        with _quiet_loading():
+        with library_progress_bars_off():
             tokenizer = AutoTokenizer.from_pretrained(source)
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:  # not found, offline, no connection, not a causal LM
@@ -145,7 +136,7 @@ def save_pretrained_as(model, tokenizer, folder, dtype) -> pathlib.Path:
         tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent)
     )
     try:
-        with _quiet_loading():
+        with library_progress_bars_off():
             copy.deepcopy(model).to(torch_dtype).save_pretrained(staging, safe_serialization=True)
             if tokenizer is not None:
                 tokenizer.save_pretrained(staging)
@@ -200,9 +191,10 @@ def _resolve_dtype(dtype) -> torch.dtype | None:
         if dtype is not None and not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
         return dtype
-    if isinstance(dtype, str) and dtype.lower() in _DTYPES:
-        return _DTYPES[dtype.lower()]
-    raise ValueError(f"unknown dtype {dtype!r}: use one of {', '.join(_DTYPES)} or a torch.dtype")
+    names = [n for f in FORMATS for n in (f, dtype_name(to_dtype(f), long=True))]
+    if isinstance(dtype, str) and dtype.lower() in names:
+        return to_dtype(dtype.lower())
+    raise ValueError(f"unknown dtype {dtype!r}: use one of {', '.join(names)} or a torch.dtype")
 
 
 def _shipped_list() -> str:
@@ -220,17 +212,3 @@ def _not_available_message(name: str, exc: Exception) -> str:
         "To load a Hub model such as 'gpt2', you need internet access and HF_HUB_OFFLINE unset "
         "(in Python: os.environ.pop('HF_HUB_OFFLINE', None) before importing transformers)."
     )
-
-
-@contextlib.contextmanager
-def _quiet_loading():
-    """Hide transformers' "Loading weights" progress bar (it would land in notebook outputs)."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()

@@ -30,21 +30,10 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from course_utils.precision import dtype_name
+
 DOCS_URL = "https://pytorch.org/docs/stable/amp.html#autocast-op-reference"
 
-_SHORT_NAMES = {
-    torch.float32: "fp32",
-    torch.bfloat16: "bf16",
-    torch.float16: "fp16",
-    torch.float64: "fp64",
-    torch.float8_e4m3fn: "fp8_e4m3",
-    torch.float8_e5m2: "fp8_e5m2",
-    torch.int64: "int64",
-    torch.int32: "int32",
-    torch.uint8: "uint8",
-    torch.int8: "int8",
-    torch.bool: "bool",
-}
 
 # Ops that only look at or re-label memory (views, detach, aliases): no arithmetic, no dtype
 # decision. Hidden from the tables unless asked for.
@@ -70,13 +59,6 @@ _BOOKKEEPING_OPS = {
 
 
 _FLOATING = {"fp32", "bf16", "fp16", "fp64", "fp8_e4m3", "fp8_e5m2"}
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """Short name of a dtype: ``torch.bfloat16`` -> ``"bf16"``."""
-    if not isinstance(dtype, torch.dtype):
-        raise TypeError(f"expected a torch.dtype, got {dtype!r}")
-    return _SHORT_NAMES.get(dtype, str(dtype).removeprefix("torch."))
 
 
 @dataclass(frozen=True)

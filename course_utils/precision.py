@@ -25,7 +25,58 @@ from torch.overrides import TorchFunctionMode
 
 from course_utils.env import pick_device
 
-# name -> what it means; the order is the order the course introduces them.
+# The course's one vocabulary of precision names. Every other module imports these.
+# The three number formats the course compares, in the order it introduces them.
+FORMATS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+# Formats a matmul benchmark can time: tf32 is fp32 storage with TF32 tensor-core maths, fp8 is E4M3.
+MATMUL_FORMATS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8")
+# name -> torch dtype (storage dtype: tf32 is stored as fp32; fp8 only where torch has it).
+DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "tf32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+    "fp8": torch.float8_e4m3fn,
+}
+_LONG_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+_SHORT_NAMES: dict[torch.dtype, str] = {
+    torch.float32: "fp32",
+    torch.bfloat16: "bf16",
+    torch.float16: "fp16",
+    torch.float64: "fp64",
+    torch.float8_e4m3fn: "fp8_e4m3",
+    torch.float8_e5m2: "fp8_e5m2",
+    torch.int64: "int64",
+    torch.int32: "int32",
+    torch.uint8: "uint8",
+    torch.int8: "int8",
+    torch.bool: "bool",
+}
+
+
+def to_dtype(name: object) -> torch.dtype:
+    """``"bf16"`` (or ``"bfloat16"``) -> ``torch.bfloat16``; a clear ValueError for anything else."""
+    if isinstance(name, torch.dtype):
+        return name
+    key = _LONG_NAMES.get(name, name) if isinstance(name, str) else None
+    if key not in DTYPES:
+        valid = ", ".join(repr(n) for n in DTYPES)
+        raise ValueError(f"unknown precision name {name!r}: choose one of {valid}")
+    return DTYPES[key]
+
+
+def dtype_name(dtype: torch.dtype | None, *, long: bool = False) -> str:
+    """``torch.bfloat16`` -> ``"bf16"`` (``long=True``: ``"bfloat16"``); None -> ``"none"``."""
+    if dtype is None:
+        return "none"
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"expected a torch.dtype, got {dtype!r}")
+    if long:
+        return str(dtype).removeprefix("torch.")
+    return _SHORT_NAMES.get(dtype, str(dtype).removeprefix("torch."))
+
+
+# Training-loop modes: name -> what it means; the three FORMATS first, in the same order.
 PRECISIONS: dict[str, str] = {
     "fp32": "fp32 weights and maths: the baseline",
     "bf16": "autocast to bfloat16: matmuls in bf16, weights and optimizer state in fp32",
@@ -34,7 +85,8 @@ PRECISIONS: dict[str, str] = {
     "fp16-emulated": "autocast-fp16 numerics computed in fp32 (fp32 speed on a CPU) + loss scaling",
 }
 
-AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES: dict[str, torch.dtype] = {name: DTYPES[name] for name in ("bf16", "fp16")}
+assert tuple(PRECISIONS)[:3] == FORMATS
 
 
 def check_precision(precision: object) -> str:

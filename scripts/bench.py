@@ -25,8 +25,9 @@ import sys
 import time
 
 from course_utils import bench
-from course_utils.bench_core import check_output_folder, write_json
-from course_utils.bench_train import summarize
+from course_utils.bench.timing import check_output_folder, write_json
+from course_utils.bench.train_step import summarize
+from course_utils.precision import MATMUL_FORMATS
 
 
 def positive_int(text: str) -> int:
@@ -45,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default=".", help="output folder or .json file (default: .)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if any)")
     p.add_argument("--quick", action="store_true", help="a smoke test: tiny sizes, few steps")
-    p.add_argument("--dtypes", nargs="+", choices=bench.MATMUL_DTYPES, default=None)
+    p.add_argument("--dtypes", nargs="+", choices=MATMUL_FORMATS, default=None)
     p.add_argument(
         "--sizes", nargs="+", type=positive_int, default=None, help="matmul sizes n (n x n)"
     )

@@ -192,13 +192,55 @@ def page_html(title: str, nav: str, body: str) -> str:
 """
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def widget_text(model_id: str, state: dict) -> str | None:
+    """A stored widget's last state as one line of text: a tqdm bar (an HBox of HTML, progress,
+    HTML) reads as tqdm prints it, ``train fp32: 100%|##########| 20/20 [...]``; None for any
+    other widget."""
+    model = state.get(model_id, {})
+    if model.get("model_name") != "HBoxModel":
+        return None
+    parts = []
+    for child in model.get("state", {}).get("children", []):
+        child = state.get(str(child).removeprefix("IPY_MODEL_"), {})
+        name, values = child.get("model_name"), child.get("state", {})
+        if name == "HTMLModel":
+            parts.append(html.unescape(re.sub(r"<[^>]+>", "", str(values.get("value", "")))))
+        elif name in ("FloatProgressModel", "IntProgressModel"):
+            done = values.get("value") or 0
+            total = values.get("max") or 0
+            filled = round(10 * done / total) if total else 0
+            parts.append("|" + "#" * filled + " " * (10 - filled) + "|")
+        else:
+            return None
+    return "".join(parts).replace("\u2007", " ") if parts else None
+
+
+def static_widgets(nb) -> None:
+    """Widgets as the page shows them without a widget manager: their stored HTML where the
+    course stored one (the quizzes), a tqdm bar's last state as text (instead of the 0% its
+    text fallback froze at), else their text fallback. Drops the widget state."""
+    state = nb.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW not in data:
+                continue
+            view = data.pop(WIDGET_VIEW)
+            text = widget_text(view.get("model_id", ""), state)
+            if text and "text/html" not in data:
+                data["text/plain"] = text
+
+
 def render_notebook(path: pathlib.Path, page: Page, pages: list[Page], exporter, repo_link: str):
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    # Without the widget state the exporter shows each widget's stored HTML/text fallback
-    # instead of loading the widget manager from a CDN.
-    nb.metadata.pop("widgets", None)
+    # No widget manager from a CDN: each widget shows what static_widgets leaves.
+    static_widgets(nb)
     quiz_page = next(
         (p for p in pages if p.kind == "quiz" and p.source and p.source.stem == path.stem), None
     )

@@ -18,7 +18,7 @@ import os
 
 import torch
 
-from course_utils import dist_worker as W
+from course_utils.distributed import worker as W
 
 
 def main(argv=None) -> None:

@@ -22,16 +22,15 @@ import time
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from course_utils import dist_worker as W
-
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+from course_utils.distributed import worker as W
+from course_utils.precision import AUTOCAST_DTYPES
 
 
 def autocast(ctx: W.Context, precision: str):
     """``torch.autocast`` for bf16/fp16; nothing for fp32."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(ctx.device.type, dtype=DTYPES[precision])
+    return torch.autocast(ctx.device.type, dtype=AUTOCAST_DTYPES[precision])
 
 
 def main(argv=None) -> None:

@@ -32,7 +32,8 @@ import argparse
 import torch
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
-from course_utils import dist_worker as W
+from course_utils.distributed import worker as W
+from course_utils.precision import DTYPES
 
 POLICIES = {
     "fp32": None,
@@ -41,7 +42,7 @@ POLICIES = {
 }
 
 
-LOADED = {"fp32": torch.float32, "bf16": torch.bfloat16}
+LOADED = {name: DTYPES[name] for name in ("fp32", "bf16")}  # the checkpoint dtypes compared
 
 
 def heldout_loss(ctx, model, args) -> float:

@@ -18,14 +18,14 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from course_utils.atomic import write_text_atomic  # noqa: E402
-from course_utils.exercise_layout import is_solution, source  # noqa: E402
-from course_utils.quiz_bank import Question, Quiz, list_quizzes, load_quiz  # noqa: E402
+from course_utils.exercises.layout import is_solution, source  # noqa: E402
+from course_utils.quiz.bank import Question, Quiz, list_quizzes, load_quiz  # noqa: E402
 
 
 def taught_in_markdown(q: Question) -> str:
     """Where the course teaches ``q`` (notebook and section heading), for the instructor."""
     if q.taught_in is None:
-        return "*Taught in:* not given (`python -m course_utils.quiz_lint` requires it)"
+        return "*Taught in:* not given (`python -m course_utils.quiz.lint` requires it)"
     return f'*Taught in:* `notebooks/{q.taught_in.notebook}.ipynb`, section "{q.taught_in.section}"'
 
 

@@ -25,7 +25,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from course_utils.atomic import write_text_atomic  # noqa: E402
-from course_utils.exercise_layout import (  # noqa: E402
+from course_utils.exercises.layout import (  # noqa: E402
     SOLUTION_TAG,
     is_check,
     is_solution,

@@ -67,8 +67,8 @@ def parse_args(argv=None):
             "no CUDA GPU here: reference runs are GPU runs (use --smoke --out DIR for a CPU test)"
         )
     # Check the output folder now, before any training: a run is not lost to a bad --out.
-    from course_utils.bench_core import check_output_folder
-    from course_utils.reference_runs import reference_runs_dir
+    from course_utils.bench.timing import check_output_folder
+    from course_utils.finetune.reference_runs import reference_runs_dir
 
     try:
         check_output_folder(args.out if args.out is not None else reference_runs_dir())
@@ -157,8 +157,8 @@ def bf16_supported() -> tuple[bool, str]:
 
 def record(args) -> pathlib.Path:
     from course_utils.finetune import load_finetune_dataset
-    from course_utils.finetune_runs import EXPERIMENT, run_finetune
-    from course_utils.reference_runs import gpu_file_name, reference_runs_dir
+    from course_utils.finetune.reference_runs import gpu_file_name, reference_runs_dir
+    from course_utils.finetune.runs import EXPERIMENT, run_finetune
 
     limit_train, limit_eval = (16, 8) if args.smoke else (None, None)
     train = load_finetune_dataset("train", limit=limit_train)

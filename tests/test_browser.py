@@ -36,9 +36,9 @@ import urllib.request
 import nbformat
 import pytest
 
-from course_utils.quiz_bank import Question, load_quiz
-from course_utils.quiz_text import choice_order
-from course_utils.quiz_widget import plain
+from course_utils.quiz.bank import Question, load_quiz
+from course_utils.quiz.text import choice_order
+from course_utils.quiz.widget import plain
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from course_utils import data, finetune, models
-from course_utils.precision import precision_context
+from course_utils.precision import FORMATS, precision_context
 
 NO_CUDA = "asked for, but this machine has no CUDA GPU"
 UNKNOWN = "unknown device 'gpu0'"
@@ -69,7 +69,7 @@ def test_finetune_entry_points_refuse_cuda(no_cuda):
         finetune.available_precisions("cuda")
     with pytest.raises(ValueError, match=UNKNOWN):
         finetune.available_precisions("gpu0")
-    assert finetune.available_precisions("cpu") == finetune.PRECISIONS
+    assert finetune.available_precisions("cpu") == FORMATS
 
 
 def test_a_gpu_number_past_the_last_gpu_is_refused(monkeypatch):
@@ -83,7 +83,7 @@ def test_a_gpu_number_past_the_last_gpu_is_refused(monkeypatch):
 
 
 def test_gradient_xray_and_finetune_runs_resolve_their_device(no_cuda):
-    from course_utils import finetune_runs
+    from course_utils.finetune import runs as finetune_runs
     from course_utils.gradient_xray import collect_gradients
 
     model = models.load_model_and_tokenizer()[0]

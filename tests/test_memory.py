@@ -9,11 +9,11 @@ from course_utils.memory import (
     BatchSweep,
     MemoryAnatomy,
     activation_bytes,
-    format_bytes,
     measure_memory,
     plot_batch_sweep,
     sweep_batch_sizes,
 )
+from course_utils.units import format_bytes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -14,7 +14,7 @@ import json
 import pytest
 from conftest import REPO_ROOT
 
-from course_utils.bench_core import BUSY_MARKER
+from course_utils.bench.timing import BUSY_MARKER
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 

@@ -1,0 +1,16 @@
+"""Units the course prints: bytes in binary units (``format_bytes``).
+
+Used in notebook 04 (memory anatomy) and notebook 07 (what fits on a GPU).
+"""
+
+from __future__ import annotations
+
+
+def format_bytes(n: float) -> str:
+    """``1288490188`` -> ``"1.2 GiB"`` (binary units, one decimal; bytes as integers)."""
+    if not isinstance(n, (int, float)) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"expected a number of bytes >= 0, got {n!r}")
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
