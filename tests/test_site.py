@@ -194,6 +194,15 @@ def test_notebook_page_shows_its_figures_and_links_its_ipynb(site, path):
     assert (site / urllib.parse.unquote(ipynb[0])).resolve() == path.resolve()
 
 
+def test_progress_bars_show_their_last_state(site):
+    """A tqdm bar's text fallback froze at 0% when the cell started; its stored widget state holds
+    where it ended, and that is what the page shows."""
+    frozen = re.compile(r"\b0%\|\s*\| 0/\d+")
+    for path in notebooks():
+        text = (site / f"{path.stem}.html").read_text(encoding="utf-8")
+        assert not frozen.search(text), f"{path.stem}.html shows a progress bar frozen at 0%"
+
+
 def site_pages(site: pathlib.Path) -> list[pathlib.Path]:
     return sorted(site.glob("*.html"))
 
