@@ -14,6 +14,7 @@ from __future__ import annotations
 from transformers import TrainerCallback
 
 from course_utils.doctor import diagnose
+from course_utils.doctor.machine import resolve
 from course_utils.doctor.report import Report
 
 
@@ -40,7 +41,7 @@ class DoctorCallback(TrainerCallback):
         for name, flag in (("audit", audit), ("strict", strict), ("verbose", verbose)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be True or False, got {flag!r}")
-        self.hardware = hardware
+        self.hardware = resolve(hardware)  # a bad GPU name fails here, not at train time
         self.audit = audit
         self.strict = strict
         self.verbose = verbose
