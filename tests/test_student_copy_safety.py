@@ -13,7 +13,7 @@ import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "make_student_copy.py"
-STUB = 'answer = ...\nraise NotImplementedError("Exercise: compute the answer")'
+STUB = "answer = ...  # your answer"
 
 
 def load_script():
@@ -29,7 +29,7 @@ def code(source, tags=()):
 
 def notebook(*solution_cells):
     """stub, the given solution cells, check; each solution cell is (source, tags)."""
-    cells = [nbformat.v4.new_markdown_cell("## Exercise"), code(STUB, ["raises-exception"])]
+    cells = [nbformat.v4.new_markdown_cell("## Exercise"), code(STUB, ["exercise"])]
     cells += [code(src, tags) for src, tags in solution_cells]
     cells.append(code("check_answer(answer)"))
     return nbformat.v4.new_notebook(cells=cells)

@@ -1,5 +1,12 @@
 """The exercise layout of a notebook: stub, then ``solution`` cell(s), then a check cell.
 
+One rule for every stub in the course: the stub cell is tagged ``exercise``, has a ``...`` for
+the learner's code, and never raises when it runs. A value stub leaves ``answer = ...``; a
+function stub raises ``NotImplementedError`` inside its body. Either way the check cell below
+says, in one short line, that the exercise is not done yet. The solution cells are tagged
+``solution`` and collapsed (``metadata.jupyter.source_hidden``): JupyterLab shows a fold, so the
+answer is one click away, never in plain view.
+
 ``layout_problems(nb)`` lists what breaks the pattern (used by tests/test_exercises.py and by
 scripts/make_student_copy.py), so that removing the solution cells always leaves a working
 exercise for the student.
@@ -7,6 +14,7 @@ exercise for the student.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +22,7 @@ from typing import Any
 from course_utils.exercises.registry import PASS_MESSAGE
 
 STUB_PATTERN = re.compile(r"raise\s+NotImplementedError\(\s*[rfRF]?[\"']Exercise")
+STUB_TAG = "exercise"
 CHECK_PATTERN = re.compile(r"(\bcheck_\w+\s*\(|\bexercises\.check\s*\(|^\s*check\s*\()", re.M)
 SOLUTION_TAG = "solution"
 RAISES_TAG = "raises-exception"
@@ -29,7 +38,21 @@ def source(cell: Any) -> str:
 
 
 def is_stub(cell: Any) -> bool:
-    return cell.get("cell_type") == "code" and bool(STUB_PATTERN.search(source(cell)))
+    return cell.get("cell_type") == "code" and STUB_TAG in tags(cell)
+
+
+def is_hidden(cell: Any) -> bool:
+    """True if JupyterLab shows the cell's source collapsed."""
+    return bool(cell.get("metadata", {}).get("jupyter", {}).get("source_hidden"))
+
+
+def raises_when_run(cell: Any) -> bool:
+    """True if the cell has a top-level ``raise`` (not one inside a function body)."""
+    try:
+        tree = ast.parse(source(cell))
+    except SyntaxError:
+        return False
+    return any(isinstance(node, ast.Raise) for node in tree.body)
 
 
 def is_solution(cell: Any) -> bool:
@@ -104,11 +127,28 @@ def layout_problems(nb: Any) -> list[str]:
         for i, cell in enumerate(cells)
         if is_solution(cell) and STUB_PATTERN.search(source(cell))
     ]
+    problems += [
+        f"cell {i}: looks like an exercise stub (raises NotImplementedError('Exercise...')) "
+        f"but is not tagged {STUB_TAG!r}"
+        for i, cell in enumerate(cells)
+        if cell.get("cell_type") == "code"
+        and not is_stub(cell)
+        and not is_solution(cell)
+        and STUB_PATTERN.search(source(cell))
+    ]
+    problems += [
+        f"cell {i}: a 'solution' cell must be collapsed (metadata.jupyter.source_hidden = true)"
+        for i, cell in enumerate(cells)
+        if is_solution(cell) and not is_hidden(cell)
+    ]
     for ex in find_exercises(nb):
         stub = cells[ex.stub]
         where = f"cell {ex.stub} (exercise stub)"
-        if RAISES_TAG not in tags(stub):
-            problems.append(f"{where}: not tagged {RAISES_TAG!r}")
+        if RAISES_TAG in tags(stub) or raises_when_run(stub):
+            problems.append(
+                f"{where}: raises when it runs; a stub only raises inside a function body "
+                "(the check cell reports an unfinished exercise)"
+            )
         if "..." not in source(stub):
             problems.append(f"{where}: has no `...` placeholder for the student's code")
         if not ex.solutions:

@@ -121,9 +121,9 @@ def exercise(name: str, *, hint: str, title: str | None = None) -> Callable:
 def evaluate(name: str, answer: Any) -> CheckResult:
     """Run exercise ``name``'s checker on ``answer``; never raises for a wrong answer."""
     ex = get_exercise(name)
-    if answer is Ellipsis:
+    if _unanswered(answer):
         return CheckResult(
-            name, False, "Not answered yet: replace the `...` in the exercise cell.", ex.hint
+            name, False, "Not done yet: replace the `...` in the exercise cell, run it, then this one.", ex.hint
         )
     try:
         problem = ex.checker(answer)
@@ -133,8 +133,7 @@ def evaluate(name: str, answer: Any) -> CheckResult:
         return CheckResult(
             name,
             False,
-            "Not done yet: your code still raises NotImplementedError. Fill in the stub and "
-            "delete the `raise` line.",
+            "Not done yet: write the function in the exercise cell, run it, then this one.",
             ex.hint,
         )
     except Exception as exc:  # the learner's code failed inside the check: say so, kindly
@@ -281,6 +280,17 @@ def expect_close(
     value = expect_number(got, what)
     if not abs(value - expected) <= max(rel * abs(expected), abs_tol):
         raise Incorrect(f"{what} is {value:g}, expected about {expected:g}")
+
+
+def _unanswered(answer: Any) -> bool:
+    """``...`` itself, or a stub's container still holding one (``[...]``, ``{"a": ...}``)."""
+    if answer is Ellipsis:
+        return True
+    if isinstance(answer, (list, tuple, set, frozenset)):
+        return any(item is Ellipsis for item in answer)
+    if isinstance(answer, dict):
+        return any(value is Ellipsis for value in answer.values())
+    return False
 
 
 def _describe(answer: Any) -> str:

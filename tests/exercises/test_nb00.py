@@ -25,5 +25,5 @@ def test_missing_scaler_for_fp16_is_caught():
 
 def test_not_a_function_and_stub_are_explained():
     assert "should be a function" in evaluate("00.amp_settings", torch.bfloat16).message
-    assert "Not answered yet" in evaluate("00.amp_settings", ...).message
+    assert "Not done yet" in evaluate("00.amp_settings", ...).message
     assert "pair" in evaluate("00.amp_settings", lambda cap: torch.bfloat16).message

@@ -66,7 +66,7 @@ def test_update_scale_right_answer():
         (grows_late, "after step 3 (a clean step)"),
         (lambda *args: args[0], "should return (new_scale, new_tracker)"),
         (42, "should be a function"),
-        (..., "Not answered yet"),
+        (..., "Not done yet"),
     ],
 )
 def test_update_scale_mistakes(answer, message):

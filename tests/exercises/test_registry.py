@@ -48,7 +48,7 @@ def test_right_answer_prints_correct(square_check, capsys):
     ("answer", "expected"),
     [
         (lambda x: 2 * x, "Not yet: square(3) is 6, expected 9\nHint: multiply x by itself\n"),
-        (..., "Not answered yet: replace the `...` in the exercise cell.\nHint: multiply"),
+        (..., "Not done yet: replace the `...` in the exercise cell, run it, then this one.\nHint: multiply"),
         (4, "Not yet: square should be a function, got int 4\nHint:"),
         (lambda x: x.bad, "Your answer raised AttributeError: 'int' object has no attribute"),
     ],
@@ -65,7 +65,7 @@ def test_unfinished_stub_is_reported_not_raised(square_check, capsys):
         raise NotImplementedError("Exercise: write square")
 
     square_check(square)
-    assert capsys.readouterr().out.startswith("Not done yet: your code still raises")
+    assert capsys.readouterr().out.startswith("Not done yet: write the function")
 
 
 def test_checker_message_string_and_specific_hint(capsys):
@@ -132,16 +132,20 @@ def code(source: str, tags=(), output: str | None = None):
     return cell
 
 
-STUB = 'answer = ...\nraise NotImplementedError("Exercise: compute the answer")'
+STUB = "answer = ...  # your answer"
+SOLVED = "answer = 42"
 
 
-def fixture_notebook(*, solution=True, tagged=True, check=True, check_output="Correct!\n"):
-    cells = [
-        nbformat.v4.new_markdown_cell("## Exercise"),
-        code(STUB, tags=["raises-exception"] if tagged else []),
-    ]
+def solution_cell(source: str = SOLVED):
+    cell = code(source, tags=["solution"])
+    cell.metadata["jupyter"] = {"source_hidden": True}
+    return cell
+
+
+def fixture_notebook(*, solution=True, check=True, check_output="Correct!\n"):
+    cells = [nbformat.v4.new_markdown_cell("## Exercise"), code(STUB, tags=["exercise"])]
     if solution:
-        cells.append(code("answer = 42", tags=["solution"]))
+        cells.append(solution_cell())
     if check:
         cells.append(code("check_answer(answer)", output=check_output))
     return nbformat.v4.new_notebook(cells=cells)
@@ -156,7 +160,6 @@ def test_fixture_notebook_with_the_full_pattern_passes():
     ("kwargs", "where", "problem"),
     [
         ({"solution": False}, "cell 1 (exercise stub)", "next code cell is not tagged 'solution'"),
-        ({"tagged": False}, "cell 1 (exercise stub)", "not tagged 'raises-exception'"),
         ({"check": False}, "cell 1 (exercise stub)", "no check_...() cell after its solution"),
         ({"check_output": "Not yet: 7 is not it\n"}, "cell 3 (check)", "does not say 'Correct!'"),
     ],
@@ -166,10 +169,33 @@ def test_fixture_notebook_with_a_broken_pattern_fails(kwargs, where, problem):
     assert len(problems) == 1 and problems[0].startswith(where) and problem in problems[0]
 
 
+@pytest.mark.parametrize("answer", [..., [...], [1.0, ...], (..., 2), {"a": ...}])
+def test_a_stub_still_holding_the_ellipsis_is_not_done_yet(square_check, answer):
+    assert exercises.evaluate("99.square", answer).message.startswith("Not done yet: replace")
+
+
 def test_solution_that_still_raises_is_caught():
     nb = fixture_notebook()
-    nb.cells[2].source = STUB
+    nb.cells[2].source = 'raise NotImplementedError("Exercise: compute the answer")'
     assert any("still raises" in p for p in layout_problems(nb))
+
+
+def test_a_stub_that_raises_when_run_is_caught():
+    nb = fixture_notebook()
+    nb.cells[1].source = STUB + '\nraise NotImplementedError("Exercise: compute the answer")'
+    assert any("raises when it runs" in p for p in layout_problems(nb))
+    nb.cells[1].source = 'def f():\n    ...\n    raise NotImplementedError("Exercise: write f")'
+    assert layout_problems(nb) == []  # inside a function body: raises only when called
+
+
+def test_an_untagged_stub_and_a_visible_solution_are_caught():
+    nb = fixture_notebook()
+    nb.cells[1].metadata = {}
+    nb.cells[1].source = 'def f():\n    raise NotImplementedError("Exercise: write f")'
+    assert any("not tagged 'exercise'" in p for p in layout_problems(nb))
+    nb = fixture_notebook()
+    del nb.cells[2].metadata["jupyter"]
+    assert any("must be collapsed" in p for p in layout_problems(nb))
 
 
 def test_two_exercises_each_need_their_own_solution():
