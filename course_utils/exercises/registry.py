@@ -123,7 +123,10 @@ def evaluate(name: str, answer: Any) -> CheckResult:
     ex = get_exercise(name)
     if _unanswered(answer):
         return CheckResult(
-            name, False, "Not done yet: replace the `...` in the exercise cell, run it, then this one.", ex.hint
+            name,
+            False,
+            "Not done yet: replace the `...` in the exercise cell, run it, then this one.",
+            ex.hint,
         )
     try:
         problem = ex.checker(answer)

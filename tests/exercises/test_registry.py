@@ -48,7 +48,10 @@ def test_right_answer_prints_correct(square_check, capsys):
     ("answer", "expected"),
     [
         (lambda x: 2 * x, "Not yet: square(3) is 6, expected 9\nHint: multiply x by itself\n"),
-        (..., "Not done yet: replace the `...` in the exercise cell, run it, then this one.\nHint: multiply"),
+        (
+            ...,
+            "Not done yet: replace the `...` in the exercise cell, run it, then this one.\nHint: multiply",
+        ),
         (4, "Not yet: square should be a function, got int 4\nHint:"),
         (lambda x: x.bad, "Your answer raised AttributeError: 'int' object has no attribute"),
     ],
