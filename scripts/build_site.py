@@ -58,25 +58,19 @@ class Page:
 
 
 def quiz_modules(repo: pathlib.Path):
-    """``course_utils``'s quiz bank and quiz text modules, imported without the package's
-    ``__init__`` (which imports torch, not installed in ``.venv-site``)."""
-    package = repo / "course_utils"
+    """``course_utils.quiz``'s bank and text modules, imported without ``course_utils/__init__``
+    (which imports torch, not installed in ``.venv-site``). They and what they import at the
+    top (the quiz package) need only the standard library and markdown-it-py."""
     if "course_utils" not in sys.modules:
         stub = types.ModuleType("course_utils")
-        stub.__path__ = [str(package)]
+        stub.__path__ = [str(repo / "course_utils")]
         sys.modules["course_utils"] = stub
     import importlib
 
-    for bank_name, text_name in (
-        ("course_utils.quiz.bank", "course_utils.quiz.text"),
-        ("course_utils.quiz_bank", "course_utils.quiz_text"),
-    ):
-        try:
-            return importlib.import_module(bank_name), importlib.import_module(text_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not exc.name.startswith("course_utils"):
-                raise
-    raise ModuleNotFoundError("course_utils has no quiz bank module (quiz.bank or quiz_bank)")
+    return (
+        importlib.import_module("course_utils.quiz.bank"),
+        importlib.import_module("course_utils.quiz.text"),
+    )
 
 
 def plain_title(markdown_heading: str) -> str:
