@@ -33,6 +33,8 @@ ARGS_CLASSES = {"TrainingArguments", "Seq2SeqTrainingArguments"} | TRL_CONFIGS
 OPTIMIZERS = {"SGD", "Adam", "AdamW", "Adafactor", "RMSprop", "Adagrad", "Adamax", "NAdam",
               "RAdam", "Lion", "LBFGS", "SparseAdam", "ASGD", "Rprop"}  # fmt: skip
 NOT_MODELS = re.compile(r"Tokenizer|Config|Processor|Extractor|Arguments|Scaler|Dataset|Collator")
+# tokenizers' trainers (tokenizers.trainers.BpeTrainer...) train vocabularies, not models
+TOKENIZER_TRAINERS = re.compile(r"(^|\.)trainers\.|(Bpe|WordPiece|Unigram|WordLevel)Trainer$")
 # Checkpoints pretrained in bf16 whose activations outgrow fp16 (huggingface/transformers#14189).
 BF16_PRETRAINED = re.compile(r"(^|[/_-])(t5|mt5|byt5|flan-t5|t5-v1_1|ul2|gemma[\w.-]*)", re.I)
 _DTYPES = {
@@ -195,6 +197,8 @@ class _Walker(ast.NodeVisitor):
         self.tf32_on = False
         self.training: list[int] = []
         self.both_flags: list[tuple[int, str]] = []
+        self.attrs: dict[str, Info] = {}  # self.scaler, trainer.args...: not scoped
+        self.script_like = False  # trains at module level or has `if __name__ == "__main__":`
 
     # ---------------------------------------------------------------- scopes and names
     def lookup(self, name: str) -> Info | None:
@@ -210,8 +214,17 @@ class _Walker(ast.NodeVisitor):
                 self.scopes[-1][target.id] = Info("param", getattr(target, "lineno", 0))
             else:
                 self.scopes[-1][target.id] = info
+        elif isinstance(target, ast.Attribute) and dotted(target):
+            if info is None:
+                self.attrs.pop(dotted(target), None)
+            else:
+                self.attrs[dotted(target)] = info
         elif isinstance(target, (ast.Tuple, ast.List)) and target.elts:
             # model, tokenizer = load_model_and_tokenizer(...): the model is the first element
+            if info is not None and info.kind == "derived":  # logits, loss = model(x, y)
+                for elt in target.elts:
+                    self.bind(elt, info)
+                return
             self.bind(target.elts[0], info if info and info.kind == "model" else None)
             for elt in target.elts[1:]:
                 self.bind(elt, None)
@@ -221,6 +234,8 @@ class _Walker(ast.NodeVisitor):
             return self.lookup(node.id)
         if isinstance(node, ast.Call):
             return self.infos.get(id(node))
+        if isinstance(node, ast.Attribute) and dotted(node) in self.attrs:
+            return self.attrs[dotted(node)]
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             # out.loss where out came from a forward
             base = self.lookup(node.value.id)
@@ -312,6 +327,7 @@ class _Walker(ast.NodeVisitor):
             if isinstance(target, ast.Attribute):
                 self._assign_attribute(target, node.value)
                 self.visit(target.value)
+                self.bind(target, info)
             elif isinstance(target, ast.Subscript):
                 self.visit(target)
             else:
@@ -334,6 +350,11 @@ class _Walker(ast.NodeVisitor):
         info = self.info_of(value)
         if info is not None:
             return info
+        if isinstance(value, ast.IfExp):  # ctx = nullcontext() if cpu else torch.autocast(...)
+            for branch in (value.body, value.orelse):
+                info = self.info_of(branch)
+                if info is not None and info.kind == "autocast":
+                    return info
         forward = self._forward_in(value)
         if forward is not None:
             return forward
@@ -362,6 +383,16 @@ class _Walker(ast.NodeVisitor):
                 if info.data.get("fp16") is True and info.data.get("bf16") is True:
                     self.both_flags.append((target.lineno, info.data["name"]))
 
+    def visit_If(self, node) -> None:
+        test = node.test
+        if (
+            isinstance(test, ast.Compare)
+            and dotted(test.left) == "__name__"
+            and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
+        ):
+            self.script_like = True
+        self.generic_visit(node)
+
     def visit_With(self, node) -> None:
         pushed = 0
         grad_off = 0
@@ -370,8 +401,9 @@ class _Walker(ast.NodeVisitor):
             if item.optional_vars is not None:
                 self.bind(item.optional_vars, None)
             ctx = item.context_expr
-            if isinstance(ctx, ast.Call) and call_name(ctx) == "autocast":
-                site = self._autocast_site(ctx)
+            bound = self.info_of(ctx)
+            if bound is not None and bound.kind == "autocast":
+                site = bound.data
                 if site["enabled"] is not False:
                     self.autocast.append(site)
                     self.autocast_sites.append(site)
@@ -434,6 +466,8 @@ class _Walker(ast.NodeVisitor):
         receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
         recv_info = self.info_of(receiver) if receiver is not None else None
 
+        if name == "autocast":
+            return Info("autocast", line, self._autocast_site(call))
         if name in ARGS_CLASSES or name == "Accelerator":
             return self._args_site(call, name, kw)
         if name in ("GradScaler", "ShardedGradScaler"):
@@ -465,7 +499,7 @@ class _Walker(ast.NodeVisitor):
             if self.value(call.args[0] if call.args else kw.get("precision")) in ("high", "medium"):
                 self.tf32_on = True
             return None
-        if name.endswith("Trainer") and name[:1].isupper():
+        if name.endswith("Trainer") and name[:1].isupper() and not TOKENIZER_TRAINERS.search(full):
             model = kw.get("model", call.args[0] if call.args else None)
             args = kw.get("args", call.args[1] if len(call.args) > 1 else None)
             m = self._model_from(model)
@@ -474,6 +508,7 @@ class _Walker(ast.NodeVisitor):
             a = self.info_of(args) if args is not None else None
             self.trainers.append((line, m, a if a is not None and a.kind == "args" else None))
             self.training.append(line)
+            self.script_like = True
             return None
         if name in ("get_peft_model", "prepare_model_for_kbit_training") or (
             name == "from_pretrained" and "Peft" in full
@@ -541,6 +576,7 @@ class _Walker(ast.NodeVisitor):
             return Info("scaled", line, {"scaler": scaler})
         if name == "backward":
             self.training.append(line)
+            self.script_like = self.script_like or len(self.scopes) == 1
             if self.autocast:
                 self.backward_in_autocast.append(line)
             scaled = recv_info is not None and recv_info.kind == "scaled"
@@ -555,18 +591,19 @@ class _Walker(ast.NodeVisitor):
         ):
             self.events.append(("clip", line))
             return None
-        if name == "state_dict" and isinstance(receiver, ast.Name):
-            who = self.lookup(receiver.id)
-            if (who is not None and who.kind == "scaler") or "scaler" in receiver.id.lower():
+        if name == "state_dict" and dotted(receiver):
+            who = recv_info
+            last = dotted(receiver).rsplit(".", 1)[-1].lower()
+            if (who is not None and who.kind == "scaler") or "scaler" in last:
                 self.scaler_saved = True
-            elif (who is not None and who.kind == "optimizer") or "optim" in receiver.id.lower():
+            elif (who is not None and who.kind == "optimizer") or "optim" in last:
                 self.optimizer_saves.append(line)
             return None
         if name == "train" and recv_info is None and receiver is not None:
             return None
         # a forward pass of a model the doctor follows
-        if isinstance(call.func, ast.Name):
-            info = self.lookup(call.func.id)
+        if isinstance(call.func, (ast.Name, ast.Attribute)):
+            info = self.info_of(call.func)
             if info is not None and info.kind == "model":
                 return self._forward(line, info)
         if name and name[:1].isupper() and not NOT_MODELS.search(name):
@@ -788,7 +825,7 @@ def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 --
             f"(a GradScaler is made at {at(scalers[0].line)}) but scaler.state_dict() never is: "
             "a resumed run starts the loss scale again at 65536.")  # fmt: skip
 
-    if machine.ampere_plus and w.training and not w.tf32_on:
+    if machine.ampere_plus and w.training and w.script_like and not w.tf32_on:
         sixteen = any(
             s.data["fp16"] is not False or s.data["bf16"] is not False for s in w.args_sites
         )

@@ -330,3 +330,38 @@ def _write(tmp_path, source: str):
     path = tmp_path / "script.py"
     path.write_text(textwrap.dedent(source), encoding="utf-8")
     return path
+
+
+def test_attributes_and_autocast_contexts_kept_in_names(tmp_path):
+    src = """
+    import torch
+    from contextlib import nullcontext
+
+    class Loop:
+        def setup(self, device_type):
+            self.ctx = nullcontext() if device_type == "cpu" else torch.autocast(
+                device_type, dtype=torch.bfloat16)
+            self.scaler = torch.amp.GradScaler("cuda")
+            self.optimizer = torch.optim.AdamW(self.model.parameters())
+
+        def step(self, x, y):
+            with self.ctx:
+                logits, loss = self.model(x, y)
+            self.scaler.scale(loss).backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            torch.save({"optimizer": self.optimizer.state_dict()}, "ckpt.pt")
+    """
+    report = diagnose(script=_write(tmp_path, src), hardware="Tesla T4")
+    assert sorted((f.code, f.line) for f in report) == [
+        ("bf16-emulated", 7), ("clip-before-unscale", 16), ("scaler-not-checkpointed", 17),
+        ("scaler-with-bf16", 9),
+    ]  # fmt: skip
+
+
+def test_tf32_off_only_for_code_that_trains_when_run(tmp_path):
+    library = "import torch\ndef grads(model, x):\n    model(x).sum().backward()\n"
+    assert codes_in(tmp_path, library, "A100") == []  # a helper: its caller decides the precision
+    script = (
+        library + "if __name__ == '__main__':\n    grads(torch.nn.Linear(2, 1), torch.ones(2))\n"
+    )
+    assert codes_in(tmp_path, script, "A100") == ["tf32-off"]
