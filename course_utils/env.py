@@ -117,6 +117,18 @@ def _style_plots() -> None:
     )
 
 
+def in_notebook_kernel() -> bool:
+    """True inside a Jupyter kernel, where a frontend may render widgets; False in a plain
+    Python process or an IPython terminal. The quizzes and the loss-scale explorer use it to
+    choose between a widget and printed text."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a course requirement
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 @contextlib.contextmanager
 def library_progress_bars_off():
     """Hide transformers' and datasets' own progress bars ("Loading weights", "Tokenizing train

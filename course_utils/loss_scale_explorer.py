@@ -3,7 +3,7 @@ many values fp16 flushes to zero, keeps only as subnormals, or overflows to inf.
 
 Taught in notebook 03 ("Loss scaling"), section 2. ``explore(values)`` shows an ipywidgets
 slider over log2 S (0..24) in a Jupyter kernel and prints a text table elsewhere (the same
-decision the quiz makes: ``course_utils.quiz.core._in_kernel``). The numbers come from one pure
+decision the quizzes make: ``course_utils.env.in_notebook_kernel``). The numbers come from one pure
 function, ``scale_readout(values, log2_scale)``, which casts ``values * 2**log2_scale`` to the
 real 16-bit dtype, so every rounding edge is the hardware's own.
 
@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from course_utils.env import in_notebook_kernel
 from course_utils.precision import AUTOCAST_DTYPES
 
 __all__ = [
@@ -259,9 +260,7 @@ def explore(
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {', '.join(_MODES)}; got {mode!r}")
     explorer = LossScaleExplorer(values, log2_scale)
-    from course_utils.quiz.core import _in_kernel  # the quiz's own widget-or-text decision
-
-    if mode == "text" or (mode == "auto" and not _in_kernel()):
+    if mode == "text" or (mode == "auto" and not in_notebook_kernel()):
         for scale in text_scales:
             print(readout_line(scale_readout(explorer.values, scale), scale))
         return None

@@ -168,6 +168,16 @@ FP16_OPS = {
 }
 
 
+_ACTIVE_EMULATIONS: list[EmulatedFp16Autocast] = []  # entered and not yet left, innermost last
+
+
+def active_emulation() -> EmulatedFp16Autocast | None:
+    """The innermost emulated autocast (``EmulatedFp16Autocast`` or a subclass) whose block is
+    running now, or None. ``course_utils.train`` names its progress bar after it: a loop told
+    "fp32" inside an emulation runs the emulation's numerics (``mode_name``)."""
+    return _ACTIVE_EMULATIONS[-1] if _ACTIVE_EMULATIONS else None
+
+
 class EmulatedFp16Autocast(TorchFunctionMode):
     """Like ``torch.autocast("cuda", dtype=torch.float16)``, computed in fp32 on any device.
 
@@ -184,9 +194,25 @@ class EmulatedFp16Autocast(TorchFunctionMode):
     Counter({'addmm': 8, 'scaled_dot_product_attention': 2, 'linear': 1})
     """
 
+    mode_name = "fp16-emulated"  # what a training loop run inside it calls the mode it ran
+
     def __init__(self) -> None:
         super().__init__()
         self.calls: Counter[str] = Counter()
+
+    def __enter__(self):
+        _ACTIVE_EMULATIONS.append(self)
+        try:
+            return super().__enter__()
+        except BaseException:
+            _ACTIVE_EMULATIONS.pop()
+            raise
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        try:
+            return super().__exit__(exc_type, exc_value, traceback)
+        finally:
+            _ACTIVE_EMULATIONS.remove(self)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

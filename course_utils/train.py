@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from course_utils.env import pick_device, seed_everything
 from course_utils.precision import (
     PRECISIONS,
+    active_emulation,
     check_precision,
     precision_context,
     uses_loss_scaling,
@@ -296,7 +297,11 @@ def train(
     history = History(precision=precision, device=str(device))
     state = TrainState(model, optimizer, scaler=_shown_to_callbacks(loss_scaler), history=history)
     _call(callbacks, "on_train_start", state)
-    bar = tqdm(range(1, steps + 1), desc=f"train {precision}", disable=not progress)
+    bar = tqdm(
+        range(1, steps + 1),
+        desc=f"train {_mode_that_runs(precision)}",
+        disable=not progress,
+    )
     warned_no_labels = False
 
     for step in bar:
@@ -430,6 +435,15 @@ class _TorchScaler:
 
     def update(self) -> None:
         self.grad_scaler.update()
+
+
+def _mode_that_runs(precision: str) -> str:
+    """The mode the progress bar names: ``precision``, unless the loop runs "fp32"
+    inside an emulated autocast (``precision.active_emulation()``), whose numerics then run."""
+    emulation = active_emulation()
+    if precision == "fp32" and emulation is not None:
+        return emulation.mode_name
+    return precision
 
 
 def _make_loss_scaler(scaler: Any, precision: str, device: torch.device):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from course_utils import setup
-from course_utils.env import pick_device, seed_everything
+from course_utils.env import in_notebook_kernel, pick_device, seed_everything
 
 
 def test_setup_returns_device_and_one_line_report(capsys):
@@ -52,3 +52,14 @@ def test_pick_device_bad_names():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             pick_device("cuda")
+
+
+def test_in_notebook_kernel_is_false_outside_jupyter(monkeypatch):
+    import IPython
+
+    assert in_notebook_kernel() is False  # pytest: no IPython shell at all
+    shell = type("Shell", (), {"kernel": None})()
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    assert in_notebook_kernel() is False  # a terminal IPython: a shell without a kernel
+    shell.kernel = object()
+    assert in_notebook_kernel() is True  # a Jupyter kernel

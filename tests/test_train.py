@@ -1,5 +1,6 @@
 """course_utils.train and course_utils.precision: every precision mode on a tiny GPT-2, on CPU."""
 
+import contextlib
 import math
 from types import SimpleNamespace
 
@@ -8,7 +9,7 @@ import torch
 from tiny_models import tiny_gpt2
 from transformers.utils import logging as hf_logging
 
-from course_utils.precision import PRECISIONS, EmulatedFp16Autocast
+from course_utils.precision import PRECISIONS, EmulatedFp16Autocast, active_emulation
 from course_utils.scaling import DynamicLossScaler
 from course_utils.train import Callback, History, train
 
@@ -372,3 +373,30 @@ def test_skipped_steps_are_seen_with_a_fused_optimizer():
         )
     assert runs[False].skipped_steps, "the huge scale should overflow at first"
     assert runs[True].skipped_steps == runs[False].skipped_steps
+
+
+@pytest.mark.parametrize(
+    ("precision", "context", "desc"),
+    [
+        ("fp32", None, "train fp32"),
+        ("fp16-emulated", None, "train fp16-emulated"),
+        ("fp32", EmulatedFp16Autocast, "train fp16-emulated"),  # a loop told fp32 in an emulation
+    ],
+)
+def test_the_progress_bar_names_the_mode_that_ran(capsys, precision, context, desc):
+    block = context() if context is not None else contextlib.nullcontext()
+    with block:
+        quick(tiny_gpt2(), random_batch(), steps=1, precision=precision, progress=True)
+    assert active_emulation() is None  # the block's end forgets it
+    bar = capsys.readouterr().err
+    assert f"{desc}: 100%" in bar, bar
+
+
+def test_an_emulation_left_by_an_error_is_forgotten():
+    with pytest.raises(ZeroDivisionError), EmulatedFp16Autocast() as outer:
+        assert active_emulation() is outer
+        with EmulatedFp16Autocast() as inner:
+            assert active_emulation() is inner
+        assert active_emulation() is outer
+        1 / 0  # noqa: B018
+    assert active_emulation() is None
