@@ -14,7 +14,10 @@ export TOKENIZERS_PARALLELISM := false
 # OpenMP threads that spin while waiting slow small CPU steps 3-10x on a busy machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install lab test test-fast test-portable execute lint quiz-lint quiz-stats format student-copy answer-key lock clean
+.DEFAULT_GOAL := install
+include mk/site.mk
+
+.PHONY: install lab lab-settings test test-fast test-portable execute lint quiz-lint quiz-stats format student-copy answer-key lock clean
 
 install: $(VENV)/.installed
 
@@ -23,12 +26,19 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install $(PIP_INDEX_ARGS) -r requirements.txt
 	$(BIN)/python -m pip install --no-deps -e .
+	$(MAKE) lab-settings
 	touch $@
 
-lab: install
+# JupyterLab settings shipped with the course (no "official Jupyter news?" toast over the outputs):
+# overrides.json in the environment's app settings folder is read by every JupyterLab it starts.
+lab-settings:
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp lab/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+
+lab: install lab-settings
 	$(BIN)/jupyter lab --port=$(PORT) $(ROOT_FLAG) notebooks/00_start_here.ipynb
 
-test: install  ## lint, unit tests, nbval over every notebook, browser test
+test: install site-install  ## lint, unit tests, nbval over every notebook, the site, browser tests
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -64,10 +74,11 @@ student-copy: install  ## notebooks without solutions, for learners
 answer-key: install  ## every quiz's answers, as markdown, for instructors
 	$(BIN)/python scripts/make_answer_key.py answer_key.md
 
-lock:  ## re-resolve the pins (needs the network)
+lock:  ## re-resolve requirements.txt from pyproject.toml's dependencies (needs the package registry)
 	rm -rf /tmp/course-lock && $(PYTHON) -m venv /tmp/course-lock
-	/tmp/course-lock/bin/pip install $(PIP_INDEX_ARGS) torch==2.13.0 transformers trl peft datasets accelerate jupyterlab ipywidgets matplotlib nbval pytest pytest-timeout hypothesis ml_dtypes tqdm safetensors tokenizers ruff nbconvert nbformat jsonschema playwright
-	/tmp/course-lock/bin/pip freeze | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.txt
+	/tmp/course-lock/bin/pip install $(PIP_INDEX_ARGS) ".[test]"
+	{ sed -n '/^#/p' requirements.txt; /tmp/course-lock/bin/pip freeze --exclude course-utils | sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > requirements.txt.new
+	mv requirements.txt.new requirements.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis student_copy answer_key.md
+	rm -rf $(VENV) $(SITE_VENV) $(SITE_OUT) .pytest_cache .ruff_cache .hypothesis student_copy answer_key.md

@@ -1,6 +1,8 @@
 """'Check your understanding' quizzes: ``show`` them, ``grade`` answers, get the ``answer_key``.
 
-    from course_utils.quiz import core as quiz
+Used in every notebook: its last section ("Check your understanding") and its predict-first prompts.
+
+    from course_utils import quiz
     quiz.show("00_start_here")            # widgets in JupyterLab; text elsewhere
     quiz.print_quiz("00_start_here")      # always text (deterministic, for nbval-compared cells)
     quiz.grade("00_start_here", {"v100": "b"}).correct
@@ -8,7 +10,7 @@
     quiz.revisit("01_float_formats", QUESTION_ID)   # after it: the prediction and the answer
 
 ``show``, ``predict`` and ``revisit`` give each learner their own choice order (seeded by the
-learner id in the progress file; ``quiz_text.choice_order``). Choices keep their ids: ``grade``
+learner id in the progress file; ``quiz.text.choice_order``). Choices keep their ids: ``grade``
 and ``answer_key`` work on ids, and ``print_quiz`` keeps the bank's order.
 
 Banks are ``data/quizzes/<quiz_id>.json`` (see ``schema.json`` there). Progress (which questions
@@ -125,7 +127,7 @@ class Score:
 
 
 def grade(quiz_id: str, answers: Mapping[str, Any], *, record: bool = False) -> Score:
-    """Grade ``answers`` (``{question_id: answer}``; see ``quiz_bank`` for the shapes).
+    """Grade ``answers`` (``{question_id: answer}``; see ``quiz.bank`` for the shapes).
 
     Questions left out count as not answered. ``record=True`` also saves the result to the
     progress file, as the widget does: every answer is checked first, then all are saved in one
@@ -184,7 +186,7 @@ def show(quiz_id: str, *, one_at_a_time: bool | None = None, mode: str = "auto")
     overrides it), "widget" or "text". The widget output also carries the text and an HTML
     rendering, which frontends without widget support (an HTML export) show instead.
     ``one_at_a_time``: None (the default) shows banks of more than
-    ``quiz_widget.ONE_AT_A_TIME_OVER`` questions one at a time. Choices come in the learner's
+    ``quiz.widget.ONE_AT_A_TIME_OVER`` questions one at a time. Choices come in the learner's
     order, in text as in the widget.
     """
     mode = _resolve_mode(mode)

@@ -25,7 +25,7 @@ Rules (``RULES`` holds their one-line names):
    as ``quiz.predict("<bank>", "<question_id>")`` in a code cell of its notebook, in a cell before
    one that calls ``quiz.revisit("<bank>", "<question_id>")``; a ``quiz.predict``/``quiz.revisit``
    call in the notebook names a predict question of the bank.
-``schema``/``json``: the bank is valid JSON and follows ``schema.json`` (as ``quiz_bank`` loads it).
+``schema``/``json``: the bank is valid JSON and follows ``schema.json`` (as ``quiz.bank`` loads it).
 
 Taught in: the course does not teach this module; it is the instructors' tool (``make quiz-lint``,
 ``make quiz-stats``) and tests/test_quiz_lint.py runs it over every bank.

@@ -7,7 +7,7 @@ widget support (a terminal, an HTML export) shows instead.
 Built to fit a 1280x720 projector: banks of more than ``ONE_AT_A_TIME_OVER``
 questions show one question at a time, and the score, the progress bar and Previous/Next sit
 above the question, always in view. Choices come in the learner's order
-(``quiz_text.choice_order``); after a rerun each answered question shows the learner's last
+(``quiz.text.choice_order``); after a rerun each answered question shows the learner's last
 answer selected. "Show answer" takes the hint's place instead of stacking under it.
 
 ``PredictView`` and ``RevisitView`` are the predict-first prompts of ``quiz.predict`` and
