@@ -1,6 +1,9 @@
 """Attention-logit overflow on a real GPT-2: which attention implementation overflows in fp16.
 
-Taught in notebook 02, section 2. An attention logit is a dot product of a query and a key,
+Taught in notebook 02, section "2. Overflow: an attention logit too large for fp16", and notebook
+06, section "4. When fp16's range *is* the cause: fixes that exist on a T4".
+
+An attention logit is a dot product of a query and a key,
 ``q . k``, summed over the head's dimensions and scaled by 1/sqrt(head_dim). When training makes
 queries and keys grow ("attention logit growth", Dehghani et al. 2023,
 https://arxiv.org/abs/2302.05442; Wortsman et al. 2023, https://arxiv.org/abs/2309.14322), that

@@ -1,6 +1,6 @@
 """Weight updates in bf16: why they stall, and two remedies (stochastic rounding, Kahan).
 
-Taught in notebook 02, section 3.
+Taught in notebook 02, section "3. Stalled updates: when `w + lr * g == w`".
 
 A bf16 weight ``w`` has 8 significant bits, so neighbouring values are ``ulp(w)`` apart (about
 ``|w| / 128``). Rounding ``w + u`` to nearest gives back ``w`` itself whenever ``|u|`` is below

@@ -1,6 +1,8 @@
 """The bit explorer: click the bits of a float (or type a number) in any course format and see
 its sign, exponent, mantissa, value, spacing, and the same number in every other format.
 
+Taught in notebook 01, section "The bit explorer".
+
 ``explore(0.1, "bf16")`` shows the ipywidgets explorer in JupyterLab and prints a text report
 elsewhere; ``explore(0.1, "bf16", mode="text")`` always prints the (deterministic) report.
 The state and the report live in ``BitExplorer``; the widgets only mirror them, so everything can

@@ -1,5 +1,8 @@
 """The course's shipped text: where ``data/`` is, the corpus splits, token batches, held-out loss.
 
+Taught in notebook 00, section "Ten seconds of mixed-precision training" (``token_batches``);
+notebooks 02-04 and 08 use it too.
+
 The corpus is English prose from the docstrings of Python's standard library (see
 ``data/README.md``). Documents are separated by ``<|endoftext|>`` lines.
 

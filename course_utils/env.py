@@ -1,5 +1,7 @@
 """``setup(seed)``: the one call at the top of every notebook.
 
+Taught in notebook 00, section "Setup" (every notebook starts with ``setup``).
+
 It seeds every random generator, picks the device, sets print options that make outputs
 readable and reproducible, and builds a one-line hardware report.
 """

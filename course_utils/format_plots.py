@@ -2,6 +2,9 @@
 lines near a few magnitudes, and the worst relative rounding error from 1e-8 to 1e5)
 and their dynamic ranges.
 
+Taught in notebook 01, sections "The gap between numbers grows with their size" and "Dynamic range
+on one number line".
+
 The curves are computed from the specs in ``course_utils.formats`` (``spacing_curve``,
 ``values_near``), so the tests can check them against ``formats.ulp`` and torch's own values:
 

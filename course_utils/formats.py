@@ -1,5 +1,8 @@
 """Floating-point formats bit by bit: fp32, tf32, fp16, bf16, fp8 e4m3 (fn) and fp8 e5m2.
 
+Taught in notebook 01, sections "A float is three fields" and "Six formats side by side" (imported
+as ``fmt``); notebook 02 uses it in section "3. Stalled updates: when `w + lr * g == w`".
+
 What is hand-written here is what the lesson is about: ``decode`` computes a value from its
 sign, exponent and mantissa fields with the textbook formula, and ``fields`` takes a value apart.
 Rounding (``encode``, ``round_to``) is done by torch's own casts, so the course shows exactly what

@@ -1,6 +1,9 @@
 """Gradient X-ray: a model's real gradients held against each format's range.
 
-Taught in notebook 02, section 1. ``collect_gradients`` runs fp32 forward and backward passes
+Taught in notebook 02, section "1. Gradient X-ray: real gradients against each format's range",
+and notebook 03, section "1. The problem: fp16 flushes small gradients to zero".
+
+``collect_gradients`` runs fp32 forward and backward passes
 and keeps every gradient value that a 16-bit backward pass would hold in 16 bits, grouped by
 layer: the *activation gradients* (the gradient flowing into each matmul's output: Linear and
 GPT-2's Conv1D) and the *matmul weight gradients* (each matmul's weight and bias gradient, as

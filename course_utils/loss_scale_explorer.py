@@ -1,7 +1,9 @@
 """The loss-scale explorer: slide the loss scale S over a histogram of gradients and read how
 many values fp16 flushes to zero, keeps only as subnormals, or overflows to inf.
 
-Taught in notebook 03 ("Loss scaling"), section 2. ``explore(values)`` shows an ipywidgets
+Taught in notebook 03, section "2. Static loss scaling".
+
+``explore(values)`` shows an ipywidgets
 slider over log2 S (0..24) in a Jupyter kernel and prints a text table elsewhere (the same
 decision the quizzes make: ``course_utils.env.in_notebook_kernel``). The numbers come from one pure
 function, ``scale_readout(values, log2_scale)``, which casts ``values * 2**log2_scale`` to the

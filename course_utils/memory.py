@@ -1,5 +1,7 @@
 """Memory anatomy of a training step, measured from the tensors themselves.
 
+Taught in notebook 04, section "3. Memory anatomy, in bytes per parameter".
+
 Where the bytes of one AdamW training step go, for a precision mode of ``course_utils.train``:
 
 - ``weights``, ``gradients``, ``optimizer_state``: the tensors the model and AdamW hold after

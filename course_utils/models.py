@@ -1,5 +1,8 @@
 """Load the course's shipped models (offline) the way a learner loads ``gpt2`` from the Hub.
 
+Taught in notebook 00, section "Ten seconds of mixed-precision training" (loading), and notebook
+04, section "2. The weights stay fp32, if they were loaded in fp32" (a bf16 checkpoint).
+
 The course ships ``tiny-gpt2``: a small GPT-2 (1,350,400 parameters, saved in fp32) trained on CPU
 by ``scripts/build_tiny_model.py`` (``data/models/tiny-gpt2/build_info.json`` says how and how well).
 

@@ -1,5 +1,8 @@
 """See what actually ran: record the dtype of every leaf module's output during a forward pass.
 
+Taught in notebook 00, section "Ten seconds of mixed-precision training" (what ran, recorded), and
+notebook 04, section "2. The weights stay fp32, if they were loaded in fp32".
+
 >>> with record_output_dtypes(model) as seen:      # doctest: +SKIP
 ...     model(**batch)
 >>> seen["transformer.h.0.attn.c_attn"]             # doctest: +SKIP

@@ -15,7 +15,11 @@ each aten op with the dtypes it really ran in, casts included::
 ("lower precision", "fp32", "promote", "refused" or "not listed"), from ``AUTOCAST_OPS``: the
 lists transcribed from PyTorch's source (``SOURCE_URLS``, at the installed torch's tag), checked
 against the installed dispatcher by ``registered_autocast_ops`` in the tests. ``DOCS_URL`` is the
-AMP docs' op reference. Taught in notebook 04, section 1.
+AMP docs' op reference.
+
+Taught in notebook 04, section "1. Which ops run in which dtype: measured, not recited";
+notebook 01, section "Sums: what torch keeps in fp32, and where bf16 still bites", quotes
+``documented_policy``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Precision modes of the course's training loop, and fp16 *emulated* on fp32 hardware.
 
+Taught in notebook 03, section "1. The problem: fp16 flushes small gradients to zero" (a run in
+"fp16-emulated"); ``course_utils.train`` runs every mode.
+
 ``precision_context(precision, device_type)`` is the one ``with`` block the forward pass runs in:
 
 - ``"fp32"`` and ``"bf16-pure"``: nothing (the weights' own dtype decides);

@@ -1,5 +1,7 @@
 """``ScaledLoss``: a model whose loss, and so every gradient, is multiplied by a fixed factor.
 
+Taught in notebook 03, section "1. The problem: fp16 flushes small gradients to zero".
+
 Notebook 03 uses it to give the course's tiny GPT-2 the small gradients of a bigger job. Under
 gradient accumulation over ``k`` micro-batches, each backward pass sees ``loss / k``: its
 gradients are ``k`` times smaller, and in fp16 they underflow ``k`` times sooner. So

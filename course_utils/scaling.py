@@ -1,5 +1,8 @@
 """Loss scaling written from scratch, to show what ``torch.amp.GradScaler`` does.
 
+Taught in notebook 03, sections "1. The problem: fp16 flushes small gradients to zero"
+(``DynamicLossScaler`` in a run) and "3. Dynamic loss scaling, written from scratch".
+
 fp16 cannot hold a gradient smaller than 2**-24 (about 6e-8): it flushes to zero. Multiply the
 loss by a scale S before ``backward()`` and, by the chain rule, every gradient comes out S times
 larger, clear of that floor. Divide the gradients by S again (``unscale_``, in fp32) before

@@ -1,5 +1,9 @@
 """``train()``: the course's one training loop, to read top to bottom.
 
+Taught in notebook 02, section "3. Stalled updates: when `w + lr * g == w`", and notebook 03,
+sections "1. The problem: fp16 flushes small gradients to zero", "4. `unscale_` before clipping"
+and "5. Gradient accumulation with a scaler"; notebook 06 trains with it throughout.
+
 Modelled on nanoGPT's ``train.py``: the precision is one argument; a loss scaler is on only for
 fp16; gradients are unscaled before anything reads them (clipping, logging); gradient
 accumulation divides the loss by the number of micro-batches.

@@ -1,6 +1,6 @@
 """Units the course prints: bytes in binary units (``format_bytes``).
 
-Used in notebook 04 (memory anatomy) and notebook 07 (what fits on a GPU).
+Taught in notebook 04, section "3. Memory anatomy, in bytes per parameter".
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Checks for the exercises of notebook 00 (start here)."""
+"""Checks for the exercises of notebook 00 (start here).
+
+Notebook 00, section "Exercise: the autocast settings for a GPU".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Checks for the exercises of notebook 01 (float formats)."""
+"""Checks for the exercises of notebook 01 (float formats).
+
+Notebook 01, section "Exercises".
+"""
 
 from __future__ import annotations
 

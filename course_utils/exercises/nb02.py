@@ -1,4 +1,7 @@
-"""Checks for the exercises of notebook 02 (underflow and overflow)."""
+"""Checks for the exercises of notebook 02 (underflow and overflow).
+
+Notebook 02, section "Exercises".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Checks for the exercises of notebook 03 (loss scaling)."""
+"""Checks for the exercises of notebook 03 (loss scaling).
+
+Notebook 03, sections "3. Dynamic loss scaling, written from scratch" (the update rule)
+and "5. Gradient accumulation with a scaler" (``unscale_`` in the right place).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Checks for the exercises of notebook 04 (autocast under the hood)."""
+"""Checks for the exercises of notebook 04 (autocast under the hood).
+
+Notebook 04, section "3. Memory anatomy, in bytes per parameter" (training memory of a model's
+state).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """What hardware is this, and which precision should you train in on it?
 
+Taught in notebook 00, sections "Your hardware" and "Which precision should *you* use here?";
+notebook 07 uses the peaks (section "5. Published GPU measurements (not the course's runs)").
+
 - ``detect()`` -> ``HardwareReport``: CPU (model, cores, bf16/fp16 instruction flags, what torch
   dispatches to), CUDA/ROCm GPUs (name, compute capability or gfx target, memory, native bf16,
   driver), Apple MPS. It never raises: on an odd machine fields are ``None`` or ``"unknown"``.

@@ -1,7 +1,7 @@
 """What hardware is this: the CPU (bf16/fp16 instruction flags), CUDA/ROCm GPUs and Apple MPS.
 
 ``detect()`` never raises: on an odd machine fields are ``None`` or ``"unknown"``.
-Taught in notebook 00.
+Taught in notebook 00, section "Your hardware".
 """
 
 from __future__ import annotations

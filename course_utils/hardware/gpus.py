@@ -1,6 +1,7 @@
 """GPU architectures and known GPU names: the table behind the hardware answers, with sources.
 
-Taught in notebook 00 (which precision fits your GPU) and notebook 07 (the same settings on several GPUs).
+Taught in notebook 00, section "Your hardware" (which precision fits your GPU), and notebook 07,
+section "5. Published GPU measurements (not the course's runs)".
 """
 
 from __future__ import annotations

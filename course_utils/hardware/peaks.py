@@ -1,5 +1,7 @@
 """Vendor peak throughput (dense TFLOP/s per dtype) of common GPUs, each row with its source.
 
+Taught in notebook 07, section "5. Published GPU measurements (not the course's runs)".
+
 Data sheets list tensor-core rates *with 2:4 structured sparsity*, marked with an asterisk; dense
 matmuls (what training runs) get half of that. ``GpuPeak`` keeps the figure as printed
 (``listed``) and whether it is a sparsity figure, and ``dense(dtype)`` does the halving, so every

@@ -1,6 +1,8 @@
 """Which precision to train in on a given machine or GPU, and why (``recommend_precision``).
 
-Taught in notebook 00 and notebook 07.
+Taught in notebook 00, section "Your hardware" (``recommend_precision``); notebook 04
+(section "4. The error gallery") and notebook 05 (section "Exercise: plan a run on a T4, and
+predict the audit") ask it too.
 """
 
 from __future__ import annotations
