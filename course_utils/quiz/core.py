@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from course_utils.env import in_notebook_kernel
 from course_utils.quiz import progress
 from course_utils.quiz.bank import (
     InvalidAnswerError,
@@ -303,7 +304,7 @@ def _resolve_mode(mode: str) -> str:
         if mode not in MODES:
             raise ValueError(f"${MODE_ENV} must be one of {', '.join(MODES)}; got {mode!r}")
     if mode == "auto":
-        mode = "widget" if _in_kernel() else "text"
+        mode = "widget" if in_notebook_kernel() else "text"
     return mode
 
 
@@ -313,13 +314,3 @@ def reset(quiz_id: str | None = None) -> None:
     if quiz_id is not None and quiz_id not in progress.load():
         load_quiz(quiz_id)  # an unknown id raises, listing the quizzes there are
     progress.reset(quiz_id)
-
-
-def _in_kernel() -> bool:
-    """True inside a Jupyter kernel (where a frontend may render widgets)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a course requirement
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
