@@ -161,6 +161,10 @@ def analyse(*, model, args, optimizer, scaler, policy, machine: Machine) -> list
         what = "bf16=True" if bf16 else "bf16 trainable weights"
         add("scaler-with-bf16", "scaler", f"an enabled GradScaler with {what}: bf16 needs no loss "
             "scaling, and on CUDA unscaling bf16 gradients raises NotImplementedError.")  # fmt: skip
+    elif fp16 and not bf16 and "bf16" in low and machine.has_cuda:
+        add("scaler-with-bf16", where_weights, "fp16=True makes the Trainer build a GradScaler, "
+            "and the trainable weights are bf16: on CUDA unscaling their bf16 gradients raises "
+            "NotImplementedError.")  # fmt: skip
 
     if low == {"bf16"} and not fp16:
         how = "bf16=True" if bf16 else ("no autocast" if args is not None else "as they are")

@@ -8,6 +8,12 @@ Names are followed through simple assignments (``scaler = torch.amp.GradScaler("
 a finding: the doctor prefers a missed problem to a false alarm. A notebook's cells are read in
 order as one program.
 
+Blind spots (what it cannot see): values computed at run time or read from a config file or the
+command line; models, arguments and scalers made inside helper functions of other modules (the
+course's own ``finetune.sft_config(precision=...)`` included); branches (both sides of an ``if``
+count, and an ``unscale_`` under an ``if`` counts as called); a checkpoint's real dtype (only
+``dtype=``/``.half()``-style casts and the names of bf16-pretrained families, T5 and Gemma).
+
 Taught in notebook 09.
 """
 

@@ -13,11 +13,8 @@ from course_utils.doctor.static import read_source
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 EXPECTED = [
-    # a real instance: compare_with_one_process calls backward inside the course's autocast helper
-    # (harmless there, backward runs in the forward's dtypes anyway; reported to the lead)
-    ("scripts/dist_ddp.py", "backward-in-autocast", "ddp(**batch).loss.backward()"),
-    # deliberate: the bf16/bf16 policy is one of the policies the script compares with bf16/fp32
-    ("scripts/dist_fsdp.py", "bf16-gradient-reduce", '"bf16/bf16": MixedPrecisionPolicy('),
+    # deliberate: the bf16/bf16 policy is one of the policies the FSDP lesson compares with bf16/fp32
+    ("course_utils/distributed/fsdp.py", "bf16-gradient-reduce", '"bf16/bf16": MixedPrecisionPolicy('),
     # deliberate: section 6 shows what GradScaler('cpu') does with bf16 gradients
     ("notebooks/03_loss_scaling.ipynb", "scaler-with-bf16", "scaler = torch.amp.GradScaler("),
     # deliberate: 'Attempting to unscale FP16 gradients', reproduced with model.half()

@@ -249,3 +249,8 @@ def test_catalogue_is_complete():
         assert entry.code == code and entry.severity in ("error", "warning", "info")
         assert entry.link.startswith("https://") and entry.fix and entry.title
     assert CODES["tf32-off"].severity == "info"
+
+
+def test_fp16_flag_on_bf16_weights_means_a_scaler_on_bf16_gradients_on_a_gpu():
+    report = diagnose(model=linear(torch.bfloat16), args=flags(fp16=True), hardware="Tesla T4")
+    assert sorted(report.codes) == ["bf16-emulated", "fp16-on-bf16-checkpoint", "scaler-with-bf16"]
