@@ -99,6 +99,8 @@ def _parse(code: str, label: str) -> ast.Module:
         ) from None
     except ValueError as exc:  # e.g. null bytes
         raise DoctorInputError(f"cannot parse {label}: {exc}") from None
+    except (RecursionError, MemoryError):
+        raise DoctorInputError(f"cannot parse {label}: it is nested too deeply") from None
 
 
 def read_source(path) -> Source:
@@ -553,6 +555,8 @@ class _Walker(ast.NodeVisitor):
                 self.model_sites.append(info)
             if isinstance(receiver, ast.Name):  # nn.Module casts are in place
                 self.scopes[-1][receiver.id] = info
+            elif dotted(receiver) in self.attrs:
+                self.attrs[dotted(receiver)] = info
             return info
         if name in ("cuda", "cpu", "train", "eval", "requires_grad_", "to_empty") and (
             recv_info is not None and recv_info.kind == "model"
@@ -845,4 +849,8 @@ def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 --
 
 def check_script(path, machine: Machine) -> list[Finding]:
     """Read ``path`` (a ``.py`` or ``.ipynb``) and return its findings."""
-    return analyse(read_source(path), machine)
+    source = read_source(path)
+    try:
+        return analyse(source, machine)
+    except RecursionError:
+        raise DoctorInputError(f"cannot analyse {source.path}: it is nested too deeply") from None

@@ -206,6 +206,7 @@ def test_positional_arguments_are_refused():
         ("latin1.py", b"x = '\xe9'\n", "not UTF-8"),
         ("bad.ipynb", "{not json", "not a valid notebook"),
         ("cell.ipynb", '{"cells": [{"cell_type": "code", "source": "1 +"}]}', "cell 0"),
+        ("deep.py", "x = " + "+".join(["1"] * 5000), "nested too deeply"),
     ],
 )
 def test_unreadable_scripts(tmp_path, name, content, match):
