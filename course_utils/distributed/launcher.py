@@ -1,12 +1,17 @@
 """Run ``torchrun`` from a notebook or a test, and collect what each rank printed and saved.
 
-    run = launch("dist_ddp", ["--precision", "bf16"], nproc=2)
+Taught in notebook 08, section "Running `torchrun` from a notebook" (and used by every section
+after it):
+
+    run = launch("ddp", ["--precision", "bf16"], nproc=2)
     run.show()            # each rank's output, one block per rank
     run.results[0]        # rank 0's rank0.json, as a dict
 
 ``launch`` starts ``python -m torch.distributed.run --standalone --nproc_per_node=N`` (the
 ``torchrun`` command) with ``--redirects 3``, so each rank's stdout and stderr land in their own
-files, which are read back. The workers are ``scripts/dist_*.py``.
+files, which are read back. The course's workers are modules of this package, run with
+torchrun's ``-m``: ``ddp``, ``fsdp`` and ``with_accelerate`` (``WORKERS``); a path to a ``.py``
+file runs that script instead.
 
 ``simulate_reduction`` shows, in one process, what reducing gradients across N ranks in bf16
 does to them (the world sizes a laptop cannot launch).
@@ -28,27 +33,37 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from course_utils.distributed.worker import RESULT_DIR_ENV
 
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+WORKERS = {
+    name: f"course_utils.distributed.{name}" for name in ("ddp", "fsdp", "with_accelerate")
+}  # what ``launch("ddp")`` runs: ``torchrun ... -m course_utils.distributed.ddp``
 
-def scripts_dir() -> pathlib.Path:
-    """The course's ``scripts/`` folder (beside ``course_utils``)."""
-    return pathlib.Path(__file__).resolve().parents[2] / "scripts"
 
-
-def worker_path(script: str | os.PathLike) -> pathlib.Path:
-    """``"dist_ddp"`` -> ``scripts/dist_ddp.py``; a path to an existing file is kept."""
-    path = pathlib.Path(script)
-    if path.suffix == ".py" and path.is_file():
-        return path.resolve()
-    candidate = scripts_dir() / (path.name if path.suffix == ".py" else f"{path.name}.py")
-    if candidate.is_file():
-        return candidate
-    known = sorted(p.stem for p in scripts_dir().glob("dist_*.py"))
-    raise FileNotFoundError(
-        f"no worker script {script!r}; the course's workers: {', '.join(known)}"
-    )
+def worker_target(worker: str | os.PathLike) -> list[str]:
+    """What follows torchrun's own options: ``["-m", "course_utils.distributed.ddp"]`` for a
+    course worker's name (``"ddp"``, ``"fsdp"``, ``"with_accelerate"``), or the path of a ``.py``
+    file (shown relative to the current folder when it is inside it)."""
+    if isinstance(worker, str) and worker in WORKERS:
+        return ["-m", WORKERS[worker]]
+    if not isinstance(worker, (str, os.PathLike)):
+        raise TypeError(f"worker must be a name or a path, got {type(worker).__name__}")
+    path = pathlib.Path(worker)
+    if path.suffix != ".py":
+        raise ValueError(
+            f"unknown worker {str(worker)!r}: the course's workers are {', '.join(WORKERS)} "
+            "(or give the path of a .py file)"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"no worker script at {path}")
+    path = path.resolve()
+    try:
+        return [str(path.relative_to(pathlib.Path.cwd()))]
+    except ValueError:
+        return [str(path)]
 
 
 @dataclass
@@ -113,80 +128,95 @@ class LaunchResult:
 
 
 def torchrun_command(
-    script: str | os.PathLike, args: Sequence[str] = (), nproc: int = 2
+    worker: str | os.PathLike, args: Sequence[str] = (), nproc: int = 2
 ) -> list[str]:
-    """The command ``launch`` runs, without its log options (what you would type)."""
-    path = worker_path(script)
-    try:
-        shown = path.relative_to(pathlib.Path.cwd())
-    except ValueError:
-        shown = (
-            path.relative_to(scripts_dir().parent)
-            if path.is_relative_to(scripts_dir().parent)
-            else path
-        )
-    return ["torchrun", "--standalone", f"--nproc_per_node={nproc}", str(shown), *map(str, args)]
+    """The command ``launch`` runs, without its log options (what you would type), e.g.
+    ``torchrun --standalone --nproc_per_node=2 -m course_utils.distributed.ddp --precision bf16``.
+    """
+    return [
+        "torchrun", "--standalone", f"--nproc_per_node={nproc}", *worker_target(worker),
+        *map(str, args),
+    ]  # fmt: skip
 
 
 def launch(
-    script: str | os.PathLike,
+    worker: str | os.PathLike,
     args: Sequence[str] = (),
     *,
     nproc: int = 2,
     timeout: float = 300,
     env: Mapping[str, str] | None = None,
     check: bool = True,
+    progress: bool = True,
 ) -> LaunchResult:
-    """Run ``script`` under ``torchrun --standalone --nproc_per_node=nproc`` and collect each
-    rank's stdout, stderr and saved results. Each rank gets one CPU thread (OMP_NUM_THREADS=1,
-    as torchrun's default) unless ``env`` says otherwise. ``check``: raise RuntimeError if a rank
-    failed. A job that runs past ``timeout`` seconds is killed and raises TimeoutError."""
+    """Run ``worker`` (a name in ``WORKERS``, or a ``.py`` path) under ``torchrun --standalone
+    --nproc_per_node=nproc`` and collect each rank's stdout, stderr and saved results.
+
+    Each rank gets one CPU thread (OMP_NUM_THREADS=1, as torchrun's default) unless ``env`` says
+    otherwise. ``check``: raise RuntimeError if a rank failed. A job that runs past ``timeout``
+    seconds is killed and raises TimeoutError. ``progress``: while the job runs, a tqdm bar
+    counts the lines rank 0 has printed and shows the last one."""
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f"nproc must be a positive int, got {nproc!r}")
     if isinstance(args, str):
         raise TypeError("args must be a list of strings, e.g. ['--precision', 'bf16']")
-    path = worker_path(script)
-    shown = shlex.join(torchrun_command(path, args, nproc))
+    target = worker_target(worker)
+    shown = shlex.join(torchrun_command(worker, args, nproc))
     with tempfile.TemporaryDirectory(prefix="course-torchrun-") as tmp:
         log_dir, out_dir = pathlib.Path(tmp, "logs"), pathlib.Path(tmp, "results")
         out_dir.mkdir()
         cmd = [
             sys.executable, "-m", "torch.distributed.run", "--standalone",
             f"--nproc_per_node={nproc}", "--redirects", "3", "--log-dir", str(log_dir),
-            str(path), *map(str, args),
+            *target, *map(str, args),
         ]  # fmt: skip
         child_env = dict(os.environ)
         child_env.setdefault("OMP_NUM_THREADS", "1")
         child_env.update({"PYTHONUNBUFFERED": "1", RESULT_DIR_ENV: str(out_dir)})
-        root = str(scripts_dir().parent)
         child_env["PYTHONPATH"] = os.pathsep.join(
-            [root, *filter(None, [child_env.get("PYTHONPATH")])]
+            [str(REPO_ROOT), *filter(None, [child_env.get("PYTHONPATH")])]
         )
         child_env.update(env or {})
+        launcher_log = pathlib.Path(tmp, "torchrun.log")
         started = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=child_env,
-            start_new_session=True,
-        )
-        try:
-            launcher_output, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            launcher_output, _ = proc.communicate()
-            ranks = _collect(log_dir, out_dir, nproc)
-            partial = "\n".join(f"[rank {r.rank}] {r.stdout[-500:]}" for r in ranks)
-            raise TimeoutError(
-                f"torchrun job ran past {timeout:g} s and was stopped: {shown}\n{partial}"
-            ) from None
+        with open(launcher_log, "w", encoding="utf-8") as log:  # a file: a pipe could fill up
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env, start_new_session=True
+            )
+            name = target[-1].rsplit(".", 1)[-1] if target[0] == "-m" else target[0]
+            bar = tqdm(desc=f"torchrun {name}", unit=" lines", disable=not progress)
+            try:
+                while proc.poll() is None:
+                    if time.perf_counter() - started > timeout:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
+                        ranks = _collect(log_dir, out_dir, nproc)
+                        partial = "\n".join(f"[rank {r.rank}] {r.stdout[-500:]}" for r in ranks)
+                        raise TimeoutError(
+                            f"torchrun job ran past {timeout:g} s and was stopped: {shown}\n"
+                            f"{partial}"
+                        )
+                    _show_rank0(bar, log_dir)
+                    time.sleep(0.2)
+                _show_rank0(bar, log_dir)
+            finally:
+                bar.close()
         result = LaunchResult(
             shown, proc.returncode, time.perf_counter() - started, _collect(log_dir, out_dir, nproc),
-            launcher_output or "",
+            _read(launcher_log),
         )  # fmt: skip
     return result.check() if check else result
+
+
+def _show_rank0(bar, log_dir: pathlib.Path) -> None:
+    """Move ``bar`` to the number of lines rank 0 has printed so far; show the last one."""
+    if bar.disable:
+        return
+    logs = sorted(log_dir.glob("*/attempt_*/0/stdout.log"), key=lambda p: p.stat().st_mtime)
+    lines = _read(logs[-1]).splitlines() if logs else []
+    if len(lines) > bar.n:
+        bar.update(len(lines) - bar.n)
+        bar.set_postfix_str(lines[-1].split("] ", 1)[-1][:60], refresh=True)
 
 
 def _collect(log_dir: pathlib.Path, out_dir: pathlib.Path, nproc: int) -> list[RankOutput]:
@@ -267,9 +297,9 @@ __all__ = [
     "LaunchResult",
     "RankOutput",
     "ReductionError",
+    "WORKERS",
     "launch",
-    "scripts_dir",
     "simulate_reduction",
     "torchrun_command",
-    "worker_path",
+    "worker_target",
 ]

@@ -1,8 +1,10 @@
-"""What the ``scripts/dist_*.py`` workers share: start the process group, build a model, cut the
-global batch into per-rank pieces, print with the rank in front, write each rank's results.
+"""What the torchrun workers (``ddp``, ``fsdp``, ``with_accelerate`` in this package) share:
+start the process group, build a model, cut the global batch into per-rank pieces, print with the
+rank in front, write each rank's results.
 
-The workers run under ``torchrun`` (``course_utils.distributed.launcher.launch`` starts it from a notebook
-or a test): one process per rank, NCCL between GPUs, gloo between CPU processes.
+Taught in notebook 08 (every run of sections 1-4 goes through it). The workers run under
+``torchrun`` (``course_utils.distributed.launch`` starts it from a notebook or a test): one
+process per rank, NCCL between GPUs, gloo between CPU processes.
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ def init() -> Context:
     gloo on the CPU (e.g. two ranks on a one-GPU machine)."""
     if "RANK" not in os.environ:
         raise RuntimeError(
-            "this script is a torchrun worker: start it with "
-            "`torchrun --standalone --nproc_per_node=2 <script>` or "
-            "course_utils.distributed.launcher.launch('<script>')"
+            "this is a torchrun worker: start it with "
+            "`torchrun --standalone --nproc_per_node=2 -m course_utils.distributed.<worker>` or "
+            "course_utils.distributed.launch('<worker>') (workers: ddp, fsdp, with_accelerate)"
         )
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
@@ -115,8 +117,9 @@ class ToyLM(nn.Module):
 
 
 def build_model(name: str, seed: int = 0) -> nn.Module:
-    """ "toy" (torch only), "mini" (a GPT-2 shape from ``bench_train``), or "tiny-gpt2" (the
-    course's shipped model), in fp32 on the CPU, same weights on every rank for the same seed."""
+    """ "toy" (torch only), "mini" (a GPT-2 shape from ``course_utils.bench.train_step``), or
+    "tiny-gpt2" (the course's shipped model), in fp32 on the CPU, same weights on every rank for
+    the same seed."""
     torch.manual_seed(seed)
     if name == "toy":
         return ToyLM()

@@ -3,6 +3,7 @@ processes, the reduction simulation, and the accelerate/DeepSpeed configs."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -18,12 +19,12 @@ CONFIGS = REPO_ROOT / "data" / "configs"
 # ------------------------------------------------------------------------- the real workers
 @pytest.fixture(scope="module")
 def ddp_run():
-    return distributed.launch("dist_ddp", ["--precision", "bf16", "--steps", "3"], timeout=240)
+    return distributed.launch("ddp", ["--precision", "bf16", "--steps", "3"], timeout=240)
 
 
 @pytest.fixture(scope="module")
 def fsdp_run():
-    return distributed.launch("dist_fsdp", ["--steps", "3"], timeout=240)
+    return distributed.launch("fsdp", ["--steps", "3"], timeout=240)
 
 
 def test_ddp_with_bf16_autocast_on_two_gloo_ranks(ddp_run):
@@ -45,7 +46,10 @@ def test_ddp_with_bf16_autocast_on_two_gloo_ranks(ddp_run):
     assert errors["fp32"] < 1e-5  # fp32: one big batch, split, up to rounding
     assert errors["fp32"] < errors["bf16"] < 0.05  # bf16 shards round their partial sums apart
     assert r1["grad_rel_error_vs_one_process"] is None
-    assert "torchrun --standalone --nproc_per_node=2 scripts/dist_ddp.py" in ddp_run.command
+    assert ddp_run.command.startswith(
+        "torchrun --standalone --nproc_per_node=2 -m course_utils.distributed.ddp --precision bf16"
+    )
+    assert r0["script"] == "ddp"
 
 
 def test_fsdp2_policies_store_fp32_compute_bf16_and_bound_the_bf16_reduction(fsdp_run):
@@ -144,16 +148,32 @@ def test_a_job_past_its_timeout_is_stopped(tmp_path):
         distributed.launch(script, timeout=2)
 
 
-def test_bad_launch_arguments_get_clear_errors():
-    with pytest.raises(FileNotFoundError, match="dist_ddp.*dist_fsdp|dist_accelerate.*dist_ddp"):
-        distributed.launch("dist_nope")
+def test_bad_launch_arguments_get_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="workers are ddp, fsdp, with_accelerate"):
+        distributed.launch("dist_ddp")  # the old scripts/dist_ddp.py name
+    with pytest.raises(FileNotFoundError, match="no worker script"):
+        distributed.launch(tmp_path / "missing.py")
+    with pytest.raises(TypeError, match="name or a path"):
+        distributed.torchrun_command(3)
     with pytest.raises(ValueError, match="nproc"):
-        distributed.launch("dist_ddp", nproc=0)
+        distributed.launch("ddp", nproc=0)
     with pytest.raises(TypeError, match="list of strings"):
-        distributed.launch("dist_ddp", "--precision bf16")
-    assert distributed.torchrun_command("dist_fsdp", ["--steps", 2], nproc=4)[:3] == [
-        "torchrun", "--standalone", "--nproc_per_node=4"
+        distributed.launch("ddp", "--precision bf16")
+
+
+def test_torchrun_command_runs_the_workers_as_modules(tmp_path, monkeypatch):
+    assert distributed.torchrun_command("fsdp", ["--steps", 2], nproc=4) == [
+        "torchrun", "--standalone", "--nproc_per_node=4", "-m", "course_utils.distributed.fsdp",
+        "--steps", "2",
     ]  # fmt: skip
+    for name, module in distributed.WORKERS.items():
+        assert module == f"course_utils.distributed.{name}"
+        assert importlib.util.find_spec(module) is not None  # importable, as -m needs
+    assert "accelerate" not in distributed.WORKERS  # with_accelerate: never shadows the library
+    script = tmp_path / "mine.py"
+    script.write_text("print('hi')\n")
+    monkeypatch.chdir(tmp_path)
+    assert distributed.torchrun_command(script)[3:] == ["mine.py"]  # a script of your own
 
 
 def test_a_worker_started_without_torchrun_says_how_to_start_it(monkeypatch):
@@ -201,11 +221,8 @@ def test_worker_data_is_a_learnable_fresh_batch_per_step():
 
 
 def test_fsdp_worker_refuses_accumulation_without_a_micro_step_to_skip(capsys):
-    import importlib.util
+    from course_utils.distributed import fsdp as module
 
-    spec = importlib.util.spec_from_file_location("dist_fsdp", distributed.worker_path("dist_fsdp"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     with pytest.raises(SystemExit):
         module.main(["--micro-steps", "1"])
     assert "--micro-steps must be at least 2" in capsys.readouterr().err

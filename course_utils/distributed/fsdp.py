@@ -1,7 +1,12 @@
 """FSDP2 ``fully_shard`` with ``MixedPrecisionPolicy``: what is stored, computed and reduced in
 which dtype, and what reducing gradients in bf16 costs.
 
-    torchrun --standalone --nproc_per_node=2 scripts/dist_fsdp.py
+Taught in notebook 08, sections "2. FSDP2: `fully_shard` with a `MixedPrecisionPolicy`" and
+"3. Two FSDP2 pitfalls". A torchrun worker, run as a module:
+
+    torchrun --standalone --nproc_per_node=2 -m course_utils.distributed.fsdp
+
+or from Python: ``course_utils.distributed.launch("fsdp", ["--model", "mini"])``.
 
 The same model, the same batches, three policies:
 
@@ -282,7 +287,7 @@ def main(argv=None) -> None:
     W.write_result(
         ctx,
         {
-            "script": "dist_fsdp",
+            "script": "fsdp",
             "model": args.model,
             "device": str(ctx.device),
             "policies": infos,

@@ -1,10 +1,11 @@
 """DDP + autocast on every rank: the mixed precision of one process, unchanged, times N.
 
-Run with torchrun (gloo on CPUs, NCCL on GPUs):
+Taught in notebook 08, section "1. DDP + bf16 autocast on two ranks". A torchrun worker, run as
+a module (gloo on CPUs, NCCL on GPUs):
 
-    torchrun --standalone --nproc_per_node=2 scripts/dist_ddp.py --precision bf16
+    torchrun --standalone --nproc_per_node=2 -m course_utils.distributed.ddp --precision bf16
 
-or from Python: ``course_utils.distributed.launch("dist_ddp", ["--precision", "bf16"])``.
+or from Python: ``course_utils.distributed.launch("ddp", ["--precision", "bf16"])``.
 
 Each rank trains on its slice of every step's global batch. DDP all-reduces (averages) the
 gradients in backward, so every rank applies the same update. Before training, the averaged
@@ -106,7 +107,7 @@ def main(argv=None) -> None:
     W.write_result(
         ctx,
         {
-            "script": "dist_ddp",
+            "script": "ddp",
             "model": args.model,
             "precision": args.precision,
             "device": str(ctx.device),
@@ -130,7 +131,8 @@ def compare_with_one_process(ctx, ddp, reference, vocab, args, precision):
     Leaves no gradients behind."""
     batch = W.rank_batch(ctx, vocab, args.batch_size, args.seq_len, step=1)
     with autocast(ctx, precision):
-        ddp(**batch).loss.backward()  # all-reduced across ranks
+        loss = ddp(**batch).loss
+    loss.backward()  # outside autocast, as in training; DDP all-reduces across ranks here
     error = None
     if ctx.rank == 0:
         full = W.global_batch(vocab, ctx.world_size, args.batch_size, args.seq_len, step=1)

@@ -1,11 +1,15 @@
 """The same DDP + bf16 autocast through Hugging Face Accelerate.
 
+Taught in notebook 08, section "4. The same in Hugging Face Accelerate". Named
+``with_accelerate`` (not ``accelerate``) so that it never shadows the ``accelerate`` library.
+
 `accelerate launch --mixed_precision bf16 script.py` (or `mixed_precision: bf16` in the config file
 ``accelerate launch --config_file`` reads) sets ``ACCELERATE_MIXED_PRECISION=bf16`` in the
 environment and starts the processes; ``Accelerator()`` reads that variable. Launching this
 worker with torchrun and that variable set is the same thing:
 
-    ACCELERATE_MIXED_PRECISION=bf16 torchrun --standalone --nproc_per_node=2 scripts/dist_accelerate.py
+    ACCELERATE_MIXED_PRECISION=bf16 torchrun --standalone --nproc_per_node=2 \\
+        -m course_utils.distributed.with_accelerate
 
 ``accelerator.prepare`` wraps the model in DDP and its forward in autocast;
 ``accelerator.backward`` scales the loss when fp16 needs it.
@@ -64,7 +68,7 @@ def main(argv=None) -> None:
     W.write_result(
         W.Context(rank, world, ctx.local_rank, ctx.device, str(accelerator.distributed_type)),
         {
-            "script": "dist_accelerate",
+            "script": "with_accelerate",
             "mixed_precision": accelerator.mixed_precision,
             "distributed_type": str(accelerator.distributed_type),
             "logits_dtype": str(out.logits.dtype),
