@@ -596,6 +596,9 @@ class _Walker(ast.NodeVisitor):
         if name == "unscale_":
             self.events.append(("unscale", line))
             return None
+        if name == "update" and recv_info is not None and recv_info.kind == "scaler":
+            self.events.append(("update", line))  # a new step: gradients start again
+            return None
         if name in ("clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_") and (
             full in (name, f"utils.{name}") or full.endswith(f"nn.utils.{name}")
         ):
@@ -680,7 +683,7 @@ class _Walker(ast.NodeVisitor):
     def _close_scope(self) -> None:
         last = None
         for kind, line in self.events:
-            if kind in ("scaled_backward", "unscale"):
+            if kind in ("scaled_backward", "unscale", "update"):
                 last = kind
             elif kind == "clip" and last == "scaled_backward":
                 self.clip_unscaled.append(line)

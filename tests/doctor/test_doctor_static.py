@@ -365,3 +365,26 @@ def test_tf32_off_only_for_code_that_trains_when_run(tmp_path):
         library + "if __name__ == '__main__':\n    grads(torch.nn.Linear(2, 1), torch.ones(2))\n"
     )
     assert codes_in(tmp_path, script, "A100") == ["tf32-off"]
+
+
+def test_clipping_after_the_scalers_update_is_a_new_step(tmp_path):
+    src = LOOP.format(scaler_kw="", dtype="torch.float16", body=(
+        "scaler.scale(loss).backward()\nscaler.step(optimizer)\nscaler.update()\n"
+        "other = torch.nn.Linear(2, 1)\nother(torch.ones(2)).sum().backward()\n"
+        "torch.nn.utils.clip_grad_norm_(other.parameters(), 1.0)"
+    ))  # fmt: skip
+    assert "clip-before-unscale" not in codes_in(tmp_path, src, "Tesla T4")
+
+
+def test_accelerate_clips_and_scales_by_itself(tmp_path):
+    src = """
+    from accelerate import Accelerator
+    accelerator = Accelerator(mixed_precision="fp16")
+    model, optimizer = accelerator.prepare(model, optimizer)
+    for batch in loader:
+        loss = model(**batch).loss
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    """
+    assert codes_in(tmp_path, src, "Tesla T4") == []
