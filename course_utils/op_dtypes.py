@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from course_utils.precision import dtype_name
+from course_utils.precision import FLOATING_NAMES, dtype_name
 
 DOCS_URL = "https://pytorch.org/docs/stable/amp.html#autocast-op-reference"
 
@@ -62,9 +62,6 @@ _BOOKKEEPING_OPS = {
 }
 
 
-_FLOATING = {"fp32", "bf16", "fp16", "fp64", "fp8_e4m3", "fp8_e5m2"}
-
-
 @dataclass(frozen=True)
 class OpCall:
     """One aten op as it ran: the dtypes of its tensor inputs and outputs, and where."""
@@ -90,7 +87,7 @@ class OpCall:
     @property
     def is_floating(self) -> bool:
         """Some input or output is a floating-point tensor (not only ints and bools)."""
-        return any(name in _FLOATING for name in (*self.inputs, *self.outputs))
+        return any(name in FLOATING_NAMES for name in (*self.inputs, *self.outputs))
 
     @property
     def is_bookkeeping(self) -> bool:
@@ -388,6 +385,31 @@ def documented_policy(op: str, device_type: str) -> str:
     return "not listed"
 
 
+def documented_table(ops, device_types=("cpu", "cuda")):
+    """A pandas DataFrame: one row per op of ``ops`` (aten names), one column per device type,
+    each cell ``documented_policy(op, device)``. Notebook 04 prints it for the ops a
+    transformer runs (section "1. Which ops run in which dtype: measured, not recited")."""
+    import pandas as pd
+
+    if isinstance(ops, str) or not all(isinstance(op, str) for op in ops):
+        raise TypeError(f"ops must be a list of aten op names (str), got {ops!r}")
+    if isinstance(device_types, str):
+        raise TypeError(
+            f"device_types must be a list such as ('cpu', 'cuda'), got {device_types!r}"
+        )
+    columns = {_check_device(d): [documented_policy(op, d) for op in ops] for d in device_types}
+    return pd.DataFrame(columns, index=list(ops))
+
+
+def fp32_only_on(device_type: str = "cuda") -> set[str]:
+    """The ops on ``device_type``'s fp32 list that are on no list at all of the other device
+    ("cpu" <-> "cuda"): on the other device they run in their inputs' dtype."""
+    device_type = _check_device(device_type)
+    other = "cpu" if device_type == "cuda" else "cuda"
+    listed_there = {op for ops in AUTOCAST_OPS[other].values() for op in ops}
+    return set(AUTOCAST_OPS[device_type]["fp32"]) - listed_there
+
+
 def registered_autocast_ops(device_type: str) -> set[str]:
     """The aten ops (overloads folded) that have an autocast kernel for ``device_type`` in the
     *installed* torch, read from its dispatcher. A CPU-only build registers the CUDA kernels
@@ -413,7 +435,9 @@ __all__ = [
     "SOURCE_URLS",
     "TORCH_TAG",
     "documented_policy",
+    "documented_table",
     "dtype_name",
+    "fp32_only_on",
     "registered_autocast_ops",
     "trace_op_dtypes",
 ]

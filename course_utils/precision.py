@@ -56,6 +56,11 @@ _SHORT_NAMES: dict[torch.dtype, str] = {
     torch.bool: "bool",
 }
 
+# the short names of the floating-point dtypes (what an op trace counts as "float" work)
+FLOATING_NAMES: frozenset[str] = frozenset(
+    name for dtype, name in _SHORT_NAMES.items() if dtype.is_floating_point
+)
+
 
 def to_dtype(name: object) -> torch.dtype:
     """``"bf16"`` (or ``"bfloat16"``) -> ``torch.bfloat16``; a clear ValueError for anything else."""
