@@ -85,11 +85,18 @@ def dtype_name(dtype: torch.dtype | None, *, long: bool = False) -> str:
 
 
 # Training-loop modes: name -> what it means; the three FORMATS first, in the same order.
+# Two words with one meaning each, everywhere in the course:
+# - "pure bf16": the trainable weights are bf16, so there are no fp32 master weights and every
+#   optimizer update is rounded to bf16 (with or without autocast around the forward pass).
+# - "emulated": said of the course's own fp16 emulation ("fp16-emulated": fp16 rounding computed
+#   in fp32 on a CPU). CUDA running bf16 on a GPU without bf16 tensor cores (compute capability
+#   below 8.0) is "bf16 without native support" or "CUDA's bf16 emulation", always with "CUDA".
 PRECISIONS: dict[str, str] = {
     "fp32": "fp32 weights and maths: the baseline",
     "bf16": "autocast to bfloat16: matmuls in bf16, weights and optimizer state in fp32",
     "fp16": "autocast to float16 + loss scaling: fast only on a GPU",
-    "bf16-pure": "weights, gradients and optimizer state all in bfloat16, no autocast",
+    "bf16-pure": "pure bf16: weights, gradients and optimizer state all in bfloat16, so no fp32 "
+    "master weights; this loop adds no autocast",
     "fp16-emulated": "autocast-fp16 numerics computed in fp32 (fp32 speed on a CPU) + loss scaling",
 }
 
