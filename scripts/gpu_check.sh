@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The course's GPU check: one script for a machine with a CUDA GPU and no internet.
 #
-#   scripts/gpu_check.sh [OUT_DIR] [--dry-run] [--steps env,wheels,unit,notebooks,bench,reference]
+#   scripts/gpu_check.sh [OUT_DIR] [--dry-run] [--steps env,wheels,unit,notebooks,bench,reference,distributed]
 #
 # Runs, in order, each step under its own time limit and all of them under TOTAL_BUDGET_S
 # (default 450 s, so the whole check ends within 8 minutes):
@@ -11,8 +11,10 @@
 #   notebooks  every notebook executed on CUDA (nbval --nbval-lax: runs, does not compare)
 #   bench      scripts/bench.py: matmul throughput per dtype, training steps, MFU, GPU targets
 #   reference  scripts/record_reference_run.py, if the repository has it
+#   distributed  notebook 08's DDP worker with one rank per GPU, so NCCL (the tests use gloo):
+#              torchrun --standalone --nproc_per_node=<GPUs> -m course_utils.distributed.ddp
 # Everything lands in OUT_DIR (default: $OUT, else gpu_check_out/): one log per step,
-# summary.txt (status and seconds per step), bench/*.json, reference_runs/.
+# summary.txt (status and seconds per step), distributed/rank<N>.json, bench/*.json, reference_runs/.
 # The exit code is 0 only if every step that ran passed (2 for bad arguments, e.g. an empty
 # --steps). --dry-run prints the plan and the commands without running or writing anything,
 # not even OUT_DIR (no GPU needed).
@@ -39,7 +41,7 @@ cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
 PY=${PYTHON:-python3}
 TOTAL_BUDGET_S=${TOTAL_BUDGET_S:-450}
-ALL_STEPS="env,wheels,unit,notebooks,bench,reference"
+ALL_STEPS="env,wheels,unit,notebooks,bench,reference,distributed"
 STEPS=$ALL_STEPS
 DRY_RUN=0
 OUT_DIR=""
@@ -162,7 +164,15 @@ reference_run() {
   "$PY" scripts/record_reference_run.py --out "$OUT_DIR/reference_runs"
 }
 
-export -f missing_dists env_report install_wheels reference_run
+ddp_on_gpus() {  # notebook 08's DDP worker, one rank per GPU: NCCL (the course's tests use gloo)
+  local gpus
+  gpus=$("$PY" -c "import torch; print(max(torch.cuda.device_count(), 1))") || return 1
+  mkdir -p "$OUT_DIR/distributed" || return 1
+  COURSE_DIST_OUT="$OUT_DIR/distributed" "$PY" -m torch.distributed.run --standalone \
+    --nproc_per_node="$gpus" -m course_utils.distributed.ddp --model mini --precision bf16
+}
+
+export -f missing_dists env_report install_wheels reference_run ddp_on_gpus
 export PY OPTIONAL OUT_DIR ROOT
 note "gpu_check $(date -u +%Y-%m-%dT%H:%M:%SZ) | commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) | out $OUT_DIR"
 run_step env 30 env_report
@@ -174,6 +184,7 @@ run_step notebooks 240 "$PY" -m pytest -o addopts="" -p no:cacheprovider -p nbva
   --nbval-current-env --nbval-cell-timeout=300 -q --junitxml="$OUT_DIR/notebooks.xml" notebooks
 run_step bench 150 "$PY" scripts/bench.py --out "$OUT_DIR/bench/"
 run_step reference 120 reference_run
+run_step distributed 60 ddp_on_gpus
 
 if [ "$DRY_RUN" = 1 ]; then echo "gpu_check: dry run, nothing was run"; exit 0; fi
 note "total: $(( $(date +%s) - START ))s | $([ $FAILED = 0 ] && echo 'all steps passed' || echo 'SOME STEPS FAILED')"

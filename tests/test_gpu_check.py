@@ -54,3 +54,11 @@ def test_help_prints_the_header_comment_only():
     done = run("--help")
     assert done.returncode == 0 and "--dry-run" in done.stdout
     assert "set -uo pipefail" not in done.stdout and not done.stdout.startswith("#")
+
+
+def test_the_distributed_step_runs_notebook_08s_worker_as_a_module(tmp_path):
+    done = run(str(tmp_path / "out"), "--dry-run", "--steps", "distributed")
+    assert done.returncode == 0, done.stderr
+    assert "[dry-run] distributed " in done.stdout and "[dry-run] env " not in done.stdout
+    body = GPU_CHECK.read_text()
+    assert "-m course_utils.distributed.ddp" in body and "scripts/dist_" not in body
