@@ -1,6 +1,8 @@
 """Weight updates in bf16: why they stall, and two remedies (stochastic rounding, Kahan).
 
-Taught in notebook 02, section "3. Stalled updates: when `w + lr * g == w`".
+Taught in notebook 02, section "3. Stalled updates: when `w + lr * g == w`"; notebook 01,
+section "Sums: what torch keeps in fp32, and where bf16 still bites", uses ``sum_errors``
+(sums of gradients kept in bf16).
 
 A bf16 weight ``w`` has 8 significant bits, so neighbouring values are ``ulp(w)`` apart (about
 ``|w| / 128``). Rounding ``w + u`` to nearest gives back ``w`` itself whenever ``|u|`` is below
@@ -37,15 +39,20 @@ from course_utils import formats as F
 
 __all__ = [
     "ROUNDINGS",
+    "SUM_METHODS",
+    "UPDATE_RULES",
     "Bf16Weights",
     "UpdateRatio",
     "WeightChangeTracker",
     "accumulate",
+    "compare_update_rules",
     "kahan_add",
     "lost_update_fraction",
     "plot_accumulation",
     "plot_update_runs",
     "stochastic_round_bf16",
+    "sum_errors",
+    "sum_errors_table",
     "update_ratio",
     "update_stalls",
 ]
@@ -178,6 +185,71 @@ def accumulate(start: float, increment: float, steps: int, method: str) -> torch
     return torch.tensor(path, dtype=torch.float64)
 
 
+SUM_METHODS = ("fp32", "bf16", "all-reduce", "once")
+
+
+def sum_errors(
+    signal: torch.Tensor,
+    counts: Iterable[int] = (8, 64, 512),
+    generator: torch.Generator | None = None,
+    noise: float = 0.5,
+) -> dict[int, dict[str, float]]:
+    """How far a gradient summed over many micro-batches (or ranks) falls from the exact sum.
+
+    For each ``n`` in ``counts``: ``n`` bf16 gradients (``signal`` plus ``noise`` times fresh
+    normal noise from ``generator``), each divided by ``n`` (``loss / n``), are summed four ways:
+    "fp32" and "bf16", by ``backward()`` adding into the ``.grad`` of an fp32 or a bf16
+    parameter; "all-reduce", by a loop of elementwise bf16 adds (a sequential ring, each rank
+    adding its own gradient); "once", the exact sum rounded to bf16 once. Returns
+    ``{n: {method: relative error}}`` (L2 norms, against the float64 sum). Taught in notebook
+    01, section "Sums: what torch keeps in fp32, and where bf16 still bites"."""
+    if not isinstance(signal, torch.Tensor) or signal.dim() != 1 or not signal.is_floating_point():
+        raise TypeError("signal must be a 1-D floating-point tensor (one gradient)")
+    counts = list(counts)
+    if not counts or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts):
+        raise ValueError(f"counts must be positive ints (micro-batches or ranks), got {counts!r}")
+    bf16 = torch.bfloat16
+    errors = {}
+    for steps in counts:
+        noisy = signal + noise * torch.randn(steps, signal.numel(), generator=generator)
+        batches = noisy.to(bf16)
+        exact = batches.double().sum(0) / steps
+        grads = {}
+        for dtype in (torch.float32, bf16):
+            weight = torch.zeros(signal.numel(), dtype=dtype, requires_grad=True)
+            for batch in batches:  # one backward per micro-batch: .grad += its gradient
+                (weight * batch.to(dtype)).sum().div(steps).backward()
+            grads[dtype] = weight.grad
+        reduced = batches[0] / steps  # rank 0's gradient; every other rank adds its own
+        for rank_grad in batches[1:] / steps:
+            reduced = reduced + rank_grad
+        sums = {"fp32": grads[torch.float32], "bf16": grads[bf16]}
+        sums |= {"all-reduce": reduced, "once": exact.to(bf16)}
+        errors[steps] = {
+            name: ((tensor.double() - exact).norm() / exact.norm()).item()
+            for name, tensor in sums.items()
+        }
+    return errors
+
+
+def sum_errors_table(errors: Mapping[int, Mapping[str, float]]) -> str:
+    """``sum_errors``' result as a text table, one row per count, errors in percent."""
+    if not isinstance(errors, Mapping) or not errors:
+        raise TypeError("errors must be the non-empty dict that sum_errors returns")
+    widths = {"fp32": 11, "bf16": 11, "all-reduce": 16, "once": 13}
+    header = ("fp32 .grad", "bf16 .grad", "bf16 all-reduce", "rounded once")
+    lines = [
+        f"{'steps or ranks':>14} "
+        + " ".join(f"{h:>{w}}" for h, w in zip(header, widths.values(), strict=True))
+    ]
+    for steps, row in errors.items():
+        missing = set(widths) - set(row)
+        if missing:
+            raise ValueError(f"row {steps} lacks {sorted(missing)}: not a sum_errors result")
+        lines.append(f"{steps:>14} " + " ".join(f"{row[k]:>{w}.2%}" for k, w in widths.items()))
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- a whole model
 
 
@@ -270,6 +342,65 @@ class WeightChangeTracker:
 
 def _params(parameters: Iterable[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
     return [p for p in parameters if p.requires_grad]
+
+
+UPDATE_RULES = {  # run label -> Bf16Weights rounding (None: fp32 master weights)
+    "fp32 master weights": None,
+    "bf16 nearest": "nearest",
+    "bf16 stochastic": "stochastic",
+    "bf16 Kahan": "kahan",
+}
+
+
+def compare_update_rules(
+    model: torch.nn.Module,
+    batch: Mapping,
+    steps: int = 16,
+    lr: float = 2e-5,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict[str, tuple]:
+    """Train a copy of ``model`` (the same starting weights each time) on ``batch`` for ``steps``
+    AdamW steps (learning rate ``lr``, no weight decay), once per entry of ``UPDATE_RULES``:
+    fp32 master weights, then weights stored in bf16 with each rounding (``Bf16Weights``).
+    Forward, backward and AdamW's moments stay fp32 in every run: only the weights' storage
+    differs. Returns ``{label: (History, WeightChangeTracker)}``, what ``plot_update_runs``
+    draws; ``progress`` shows one tqdm bar over the runs. Taught in notebook 02, section
+    "3. Stalled updates: when `w + lr * g == w`"."""
+    import copy
+
+    from tqdm.auto import tqdm
+
+    from course_utils.train import train
+
+    if not isinstance(batch, Mapping):
+        raise TypeError(
+            f"batch must be one dict of tensors (input_ids, labels...), got {type(batch).__name__}"
+        )
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    runs = {}
+    for label, rounding in tqdm(UPDATE_RULES.items(), desc="update rules", disable=not progress):
+
+        def make_optimizer(params, rounding=rounding):
+            optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+            if rounding is not None:
+                Bf16Weights(optimizer, rounding)  # round the weights to bf16 after every step
+            return optimizer
+
+        tracker = WeightChangeTracker()
+        history = train(
+            copy.deepcopy(model),
+            batch,
+            steps=steps,
+            precision="fp32",
+            make_optimizer=make_optimizer,
+            callbacks=[tracker],
+            device=device,
+            progress=False,
+        )
+        runs[label] = (history, tracker)
+    return runs
 
 
 # ----------------------------------------------------------------------------- the pictures

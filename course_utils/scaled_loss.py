@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 
 import torch
@@ -102,4 +102,39 @@ def _grad_of(param: torch.nn.Parameter) -> torch.Tensor:
     return param.grad if param.grad is not None else torch.zeros_like(param)
 
 
-__all__ = ["GradientAgreement", "ScaledLoss"]
+DRIFT_COLOURS = ("black", "tab:blue", "tab:purple", "tab:green", "tab:orange")
+
+
+def plot_gradient_drift(losses: Mapping[str, Sequence[float]], cosines: Sequence[float]):
+    """Two panels, one point per step: left, the loss of each run (``{label: losses}``, in true
+    units: ``ScaledLoss``'s factor divided out), coloured in the order of ``DRIFT_COLOURS``;
+    right, ``cosines`` (a ``GradientAgreement``'s: the cosine between the gradient an fp16 run
+    received and the fp32 gradient). Taught in notebook 03, section "1. The problem: fp16
+    flushes small gradients to zero" (why the unscaled loss climbs back). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if not isinstance(losses, Mapping) or not losses:
+        raise TypeError("losses must be a non-empty dict {run label: list of losses}")
+    if len(losses) > len(DRIFT_COLOURS):
+        raise ValueError(f"at most {len(DRIFT_COLOURS)} runs, got {len(losses)}")
+    cosines = [float(c) for c in cosines]
+    if not cosines:
+        raise ValueError("cosines is empty: run the GradientAgreement callback first")
+    fig, (ax_loss, ax_cos) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for (label, values), colour in zip(losses.items(), DRIFT_COLOURS, strict=False):
+        values = [float(v) for v in values]
+        ax_loss.plot(range(1, len(values) + 1), values, marker=".", label=label, color=colour)
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("loss (ScaledLoss's factor divided out)")
+    ax_loss.set_title("Losing the zeros alone does not undo training")
+    ax_loss.legend(fontsize="small")
+    ax_cos.plot(range(1, len(cosines) + 1), cosines, marker="o", color="tab:blue")
+    ax_cos.axhline(0, color="tab:gray", linewidth=1)
+    ax_cos.set_xlabel("step")
+    ax_cos.set_ylabel("cosine(fp16 gradient, fp32 gradient)")
+    ax_cos.set_title("fp16, no scaling: its gradient drifts away from fp32's")
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["DRIFT_COLOURS", "GradientAgreement", "ScaledLoss", "plot_gradient_drift"]

@@ -8,14 +8,19 @@ from hypothesis import strategies as st
 
 from course_utils import formats as F
 from course_utils.bf16_updates import (
+    SUM_METHODS,
+    UPDATE_RULES,
     Bf16Weights,
     WeightChangeTracker,
     accumulate,
+    compare_update_rules,
     kahan_add,
     lost_update_fraction,
     plot_accumulation,
     plot_update_runs,
     stochastic_round_bf16,
+    sum_errors,
+    sum_errors_table,
     update_ratio,
     update_stalls,
 )
@@ -268,3 +273,57 @@ def test_plots_draw_every_line():
     with pytest.raises(TypeError, match="runs"):
         plot_update_runs([])
     plt.close("all")
+
+
+# ----------------------------------------------------------------------------- sums in bf16
+
+
+def test_sum_errors_grow_with_bf16_adds_and_not_in_fp32():
+    signal = torch.randn(2000, generator=torch.Generator().manual_seed(0))
+    errors = sum_errors(signal, counts=(4, 256), generator=torch.Generator().manual_seed(1))
+    assert list(errors) == [4, 256] and all(
+        list(row) == list(SUM_METHODS) for row in errors.values()
+    )
+    for row in errors.values():
+        assert row["fp32"] < 1e-6 and row["once"] < 2**-8  # bf16's half-ulp, relative
+        assert row["bf16"] == row["all-reduce"]  # .grad in bf16 is the same elementwise adds
+    assert (
+        errors[256]["bf16"] > 10 * errors[256]["once"] and errors[4]["bf16"] < errors[256]["bf16"]
+    )
+
+
+def test_sum_errors_table_and_bad_input():
+    errors = sum_errors(torch.ones(50), counts=(2,), generator=torch.Generator().manual_seed(0))
+    table = sum_errors_table(errors).splitlines()
+    assert (
+        table[0].split()
+        == "steps or ranks fp32 .grad bf16 .grad bf16 all-reduce rounded once".split()
+    )
+    assert table[1].split()[0] == "2" and all(cell.endswith("%") for cell in table[1].split()[1:])
+    with pytest.raises(TypeError, match="1-D floating-point tensor"):
+        sum_errors(torch.ones(3, 3))
+    with pytest.raises(ValueError, match="positive ints"):
+        sum_errors(torch.ones(3), counts=(0,))
+    with pytest.raises(TypeError, match="dict that sum_errors returns"):
+        sum_errors_table({})
+    with pytest.raises(ValueError, match="lacks"):
+        sum_errors_table({2: {"fp32": 0.0}})
+
+
+def test_compare_update_rules_runs_every_rule_from_the_same_weights():
+    from tiny_models import tiny_gpt2
+
+    model = tiny_gpt2()
+    ids = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(0))
+    batch = {"input_ids": ids, "labels": ids.clone()}
+    before = [p.detach().clone() for p in model.parameters()]
+    runs = compare_update_rules(model, batch, steps=2, lr=1e-3, progress=False)
+    assert list(runs) == list(UPDATE_RULES)
+    for history, tracker in runs.values():
+        assert len(history.losses) == 2 and len(tracker.fractions) == 2
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert runs["fp32 master weights"][1].fractions[0] > runs["bf16 nearest"][1].fractions[0]
+    with pytest.raises(TypeError, match="one dict of tensors"):
+        compare_update_rules(model, [batch], progress=False)
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        compare_update_rules(model, batch, lr=0, progress=False)

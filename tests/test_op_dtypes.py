@@ -12,7 +12,9 @@ from course_utils.op_dtypes import (
     TORCH_TAG,
     OpTrace,
     documented_policy,
+    documented_table,
     dtype_name,
+    fp32_only_on,
     registered_autocast_ops,
     trace_op_dtypes,
 )
@@ -203,3 +205,23 @@ def test_dtype_names():
     with pytest.raises(TypeError, match="nn.Module"):
         with trace_op_dtypes("model"):
             pass
+
+
+def test_documented_table_and_the_ops_cast_to_fp32_on_one_device_only():
+    table = documented_table(["mm", "softmax", "nll_loss"])
+    assert list(table.columns) == ["cpu", "cuda"] and list(table.index) == [
+        "mm",
+        "softmax",
+        "nll_loss",
+    ]
+    assert table.loc["softmax"].tolist() == ["not listed", "fp32"]
+    assert table.loc["mm", "cpu"] == documented_policy("mm", "cpu")
+    only_cuda = fp32_only_on("cuda")
+    assert {"softmax", "layer_norm"} <= only_cuda and "nll_loss" not in only_cuda
+    assert all(documented_policy(op, "cpu") == "not listed" for op in only_cuda)
+    with pytest.raises(TypeError, match="list of aten op names"):
+        documented_table("mm")
+    with pytest.raises(ValueError, match="device_type must be one of"):
+        documented_table(["mm"], device_types=("cpu", "tpu"))
+    with pytest.raises(ValueError, match="device_type must be one of"):
+        fp32_only_on("mps")

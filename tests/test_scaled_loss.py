@@ -111,3 +111,24 @@ def test_gradient_agreement_bad_input():
         GradientAgreement([1, 2])
     with pytest.raises(TypeError, match="True or False"):
         GradientAgreement({}, substitute="yes")
+
+
+def test_plot_gradient_drift_draws_each_run_and_the_cosines():
+    import matplotlib.pyplot as plt
+
+    from course_utils.scaled_loss import DRIFT_COLOURS, plot_gradient_drift
+
+    fig = plot_gradient_drift({"fp32": [3.0, 2.0, 1.5], "fp16": [3.0, 2.5, 2.8]}, [0.9, 0.5, 0.1])
+    ax_loss, ax_cos = fig.axes
+    assert [line.get_label() for line in ax_loss.get_lines()] == ["fp32", "fp16"]
+    assert [line.get_color() for line in ax_loss.get_lines()] == list(DRIFT_COLOURS[:2])
+    assert list(ax_loss.get_lines()[1].get_xdata()) == [1, 2, 3]
+    assert list(ax_cos.get_lines()[0].get_ydata()) == [0.9, 0.5, 0.1]
+    assert ax_cos.get_ylabel() == "cosine(fp16 gradient, fp32 gradient)"
+    plt.close(fig)
+    with pytest.raises(TypeError, match="non-empty dict"):
+        plot_gradient_drift([], [0.5])
+    with pytest.raises(ValueError, match="cosines is empty"):
+        plot_gradient_drift({"fp32": [1.0]}, [])
+    with pytest.raises(ValueError, match="at most"):
+        plot_gradient_drift({str(k): [1.0] for k in range(9)}, [0.5])
