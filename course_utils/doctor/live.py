@@ -14,6 +14,7 @@ from collections import Counter
 import torch
 from torch import nn
 
+from course_utils.doctor.checkpoint import saved_dtype
 from course_utils.doctor.machine import Machine
 from course_utils.doctor.report import Finding, make_finding
 from course_utils.doctor.static import BF16_PRETRAINED
@@ -77,7 +78,14 @@ def _trainable_dtypes(params) -> Counter:
 
 
 def _checkpoint_dtype(model: nn.Module) -> str | None:
+    """The dtype the checkpoint was saved in when it can be found on this machine (the config's
+    dtype is the one it was *loaded* in), else the config's."""
     config = getattr(model, "config", None)
+    name = getattr(config, "_name_or_path", None) if config is not None else None
+    if isinstance(name, str) and name:
+        saved = saved_dtype(name)
+        if saved is not None:
+            return saved
     for attr in ("dtype", "torch_dtype"):
         value = getattr(config, attr, None) if config is not None else None
         if value is not None:
@@ -145,7 +153,7 @@ def analyse(*, model, args, optimizer, scaler, policy, machine: Machine) -> list
         ckpt = _checkpoint_dtype(model)
         name = str(getattr(getattr(model, "config", None), "_name_or_path", "") or "")
         if ckpt == "bf16" or "bf16" in trainable or (name and BF16_PRETRAINED.search(name)):
-            what = f"its config says dtype={ckpt}" if ckpt == "bf16" else (
+            what = "it was saved in bf16" if ckpt == "bf16" else (
                 "its weights are bf16" if "bf16" in trainable else f"{name!r} was pretrained in bf16"
             )  # fmt: skip
             add("fp16-on-bf16-checkpoint", "model", f"fp16=True on a model whose checkpoint is "

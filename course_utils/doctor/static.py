@@ -25,6 +25,7 @@ import pathlib
 import re
 from dataclasses import dataclass, field
 
+from course_utils.doctor.checkpoint import saved_dtype
 from course_utils.doctor.machine import Machine
 from course_utils.doctor.report import Finding, make_finding
 
@@ -179,7 +180,8 @@ class Info:
 
 # --------------------------------------------------------------------------- the walker
 class _Walker(ast.NodeVisitor):
-    def __init__(self) -> None:
+    def __init__(self, base_dir: pathlib.Path | None = None) -> None:
+        self.base_dir = base_dir  # where relative checkpoint folders are looked up
         self.scopes: list[dict[str, Info]] = [{}]
         self.infos: dict[int, Info | None] = {}  # id(call node) -> its classification
         self.autocast: list[dict] = []  # the enclosing autocast blocks (this scope)
@@ -533,9 +535,10 @@ class _Walker(ast.NodeVisitor):
             ident = self.value(call.args[0]) if call.args else UNKNOWN
             if "pretrained_model_name_or_path" in kw:
                 ident = self.value(kw["pretrained_model_name_or_path"])
-            info = Info(
-                "model", line, {"dtype": dtype, "id": ident if isinstance(ident, str) else None}
-            )
+            ident = ident if isinstance(ident, str) else None
+            search = [self.base_dir] if self.base_dir else []
+            ckpt = saved_dtype(ident, search) if ident else None
+            info = Info("model", line, {"dtype": dtype, "id": ident, "ckpt": ckpt})
             if dtype in ("bf16", "fp16"):
                 self.model_sites.append(info)
             return info
@@ -703,6 +706,8 @@ def _dtype(model: Info | None) -> str | None:
         return None
     dtype = model.data.get("dtype")
     ident = model.data.get("id")
+    if dtype in (None, "auto") and model.data.get("ckpt"):
+        return model.data["ckpt"]
     if dtype in (None, "auto") and ident and BF16_PRETRAINED.search(ident):
         return "bf16"
     return dtype
@@ -710,6 +715,10 @@ def _dtype(model: Info | None) -> str | None:
 
 def _model_words(model: Info, at=lambda line: f"line {line}") -> str:
     ident = model.data.get("id")
+    if model.data.get("ckpt") == "bf16" and not model.data.get("cast"):
+        if model.data.get("dtype") in (None, "auto"):
+            return f"{ident!r} (saved in bf16, so loaded in bf16 by transformers 5's dtype='auto')"
+        return f"{ident!r} (a checkpoint saved in bf16)"
     if ident and BF16_PRETRAINED.search(ident):
         if model.data.get("dtype") in (None, "auto"):
             return f"{ident!r} (a bf16 checkpoint, loaded in bf16 by transformers 5's dtype='auto')"
@@ -723,12 +732,16 @@ def _bf16_model(model: Info | None) -> bool:
     if model is None:
         return False
     ident = model.data.get("id")
-    return _dtype(model) == "bf16" or bool(ident and BF16_PRETRAINED.search(ident))
+    return (
+        _dtype(model) == "bf16"
+        or model.data.get("ckpt") == "bf16"
+        or bool(ident and BF16_PRETRAINED.search(ident))
+    )
 
 
 def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 -- one rule per block
     """All static findings for one parsed file."""
-    w = _Walker().run(source.tree)
+    w = _Walker(source.path.resolve().parent).run(source.tree)
     out: list[Finding] = []
 
     def add(code: str, line: int, message: str) -> None:
