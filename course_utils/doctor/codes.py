@@ -48,7 +48,8 @@ _ENTRIES = (
         "scaler-with-bf16",
         "warning",
         "a GradScaler with bf16 autocast or bf16 parameters: bf16 has fp32's range and needs no loss "
-        "scaling; on CUDA, unscaling bf16 gradients raises NotImplementedError",
+        "scaling; on CUDA, unscaling bf16 gradients is reported to fail with NotImplementedError "
+        "(not measured by the course)",
         "drop the scaler for bf16, or build it as torch.amp.GradScaler(device, "
         "enabled=(dtype == torch.float16))",
         "https://github.com/pytorch/pytorch/issues/127176",
@@ -57,7 +58,8 @@ _ENTRIES = (
         "bf16-emulated",
         "warning",
         "bf16 requested on a GPU without native bf16 (compute capability below 8.0, e.g. T4, V100): "
-        "accepted, but emulated, so slow",
+        "accepted, but run without bf16 tensor cores (emulated, at a speed the course has not "
+        "measured)",
         "on that GPU use fp16 autocast with a GradScaler (fp16=True), or fp32",
         "https://github.com/pytorch/pytorch/issues/124996",
     ),
@@ -123,7 +125,8 @@ _ENTRIES = (
         "qlora-fp32-compute",
         "warning",
         "BitsAndBytesConfig(load_in_4bit=True) without bnb_4bit_compute_dtype: the 4-bit layers "
-        "dequantize and compute in fp32 (its default), slow and memory-hungry",
+        "compute in fp32 (its default), which bitsandbytes itself warns 'will lead to slow "
+        "inference or training speed'",
         "BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16) "
         "(torch.float16 on GPUs without bf16)",
         "https://huggingface.co/docs/transformers/main/en/quantization/bitsandbytes",

@@ -147,7 +147,8 @@ def analyse(*, model, args, optimizer, scaler, policy, machine: Machine) -> list
             asks.append(("policy", "an FSDP policy with param_dtype=bf16"))
         for where, what in asks:
             add("bf16-emulated", where, f"{what} on {machine.label}, which has no native bf16: "
-                "accepted, emulated, slow.")  # fmt: skip
+                "accepted, but emulated, without bf16 tensor cores (at a speed the course has not "
+                "measured).")  # fmt: skip
 
     if model is not None and fp16:
         ckpt = _checkpoint_dtype(model)
@@ -168,11 +169,12 @@ def analyse(*, model, args, optimizer, scaler, policy, machine: Machine) -> list
     if scaler_on and (bf16 or "bf16" in low):
         what = "bf16=True" if bf16 else "bf16 trainable weights"
         add("scaler-with-bf16", "scaler", f"an enabled GradScaler with {what}: bf16 needs no loss "
-            "scaling, and on CUDA unscaling bf16 gradients raises NotImplementedError.")  # fmt: skip
+            "scaling, and on CUDA unscaling bf16 gradients is reported to fail "
+            "(NotImplementedError).")  # fmt: skip
     elif fp16 and not bf16 and "bf16" in low and machine.has_cuda:
         add("scaler-with-bf16", where_weights, "fp16=True makes the Trainer build a GradScaler, "
-            "and the trainable weights are bf16: on CUDA unscaling their bf16 gradients raises "
-            "NotImplementedError.")  # fmt: skip
+            "and the trainable weights are bf16: on CUDA unscaling their bf16 gradients is "
+            "reported to fail (NotImplementedError).")  # fmt: skip
 
     if low == {"bf16"} and not fp16:
         how = "bf16=True" if bf16 else ("no autocast" if args is not None else "as they are")

@@ -783,7 +783,8 @@ def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 --
                 sites.append((model.line, "bf16 weights"))
         for line, what in sites:
             add("bf16-emulated", line, f"{what} on {machine.label}, which has no native bf16: "
-                "accepted, emulated, slow.")  # fmt: skip
+                "accepted, but emulated, without bf16 tensor cores (at a speed the course has not "
+                "measured).")  # fmt: skip
 
     # model + precision, linked through a Trainer call
     for line, model, args in w.trainers:
@@ -826,17 +827,21 @@ def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 --
         bf16_params = _dtype(model) == "bf16"
         if enabled and (ac == "bf16" or bf16_params) and ("s", scaler.line) not in seen:
             seen.add(("s", scaler.line))
-            what = "bf16 autocast" if ac == "bf16" else f"bf16 parameters ({at(model.line)})"
-            add("scaler-with-bf16", scaler.line, f"this GradScaler scales a loss from {what} "
-                f"(at {at(line)}): bf16 needs no loss scaling, and on CUDA unscaling bf16 gradients "
-                "raises NotImplementedError.")  # fmt: skip
+            what = "bf16 autocast" if ac == "bf16" else f"bf16 parameters (from {at(model.line)})"
+            add("scaler-with-bf16", scaler.line, f"this GradScaler scales, at {at(line)}, a loss "
+                f"from {what}: bf16 needs no loss scaling, and on CUDA unscaling bf16 gradients "
+                "is reported to fail (NotImplementedError).")  # fmt: skip
 
     for line in w.clip_unscaled:
         add("clip-before-unscale", line, "gradient clipping after scaler.scale(loss).backward() "
             "with no scaler.unscale_(optimizer) before it: it clips the scaled gradients, S times "
             "too large, so nearly every step is clipped to max_norm / S.")  # fmt: skip
     for line, what in w.deprecated:
-        add("deprecated-cuda-amp", line, f"{what} is deprecated (FutureWarning since PyTorch 2.4).")
+        add(
+            "deprecated-cuda-amp",
+            line,
+            f"{what} is deprecated: it emits a FutureWarning (PyTorch 2.13).",
+        )
     for line in w.backward_in_autocast:
         add("backward-in-autocast", line, ".backward() runs inside an autocast block.")
     for line, what in w.policies:
