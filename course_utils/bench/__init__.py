@@ -1,6 +1,8 @@
 """Benchmarks on your own hardware: matmul throughput, the timing core, train-step sweeps.
 
-Taught in notebook 07.
+Taught in notebook 07: ``timing`` in "1. Timing done right"; ``matmul`` in "2. Matmul throughput
+per dtype"; ``train_step`` in "3. A training step: time, memory, utilisation", "4. Memory: where
+the bytes go, and when autocast saves any" and "6. Verdict".
 """
 
 from course_utils.bench.matmul import (

@@ -1,5 +1,8 @@
 """Benchmarks for notebook 07: how fast is each precision on *this* machine, and why?
 
+Taught in notebook 07, section "2. Matmul throughput per dtype" (and its part "tf32: the fp32
+baseline moves").
+
 Matmul throughput (this module):
 
     sweep = matmul_sweep()                 # fp32, tf32, bf16, fp16, fp8 over a size sweep
@@ -11,10 +14,10 @@ Matmul throughput (this module):
 Training steps (``course_utils.bench.train_step``, re-exported here): ``train_step_sweep``,
 ``memory_vs_batch``, ``crossover_batch``, ``train_flops_per_token``, ``mfu``.
 
-Every measurement is a median of timed calls after a warm-up (``bench_core.time_call``); sizes
+Every measurement is a median of timed calls after a warm-up (``timing.time_call``); sizes
 that do not fit in memory, or would take too long, are reported as skipped with the reason,
 never a crash. A sweep measured while other processes competed for the CPU
-(``bench_core.CpuWatch``) carries a ``note`` and draws no fraction of peak, speedup verdict or
+(``timing.CpuWatch``) carries a ``note`` and draws no fraction of peak, speedup verdict or
 MFU from its times. ``suite(...)`` runs both benchmarks and returns one JSON-ready dict with its
 provenance (``scripts/bench.py`` writes it to a file).
 """

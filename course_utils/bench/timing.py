@@ -1,4 +1,6 @@
-"""Timing and bookkeeping shared by the benchmarks (``course_utils.bench.matmul``, ``bench_train``).
+"""Timing and bookkeeping shared by the benchmarks (``bench.matmul``, ``bench.train_step``).
+
+Taught in notebook 07, section "1. Timing done right".
 
 - ``time_call(fn, device)`` -> ``Timing``: warm-up, then repeated calls timed with CUDA events on a
   GPU (``time.perf_counter`` around ``synchronize`` elsewhere), and their median.

@@ -15,7 +15,8 @@
   falls short, does not hold; tolerances in ``SPEED_TOLERANCE`` and ``MEMORY_TOLERANCE``); no
   speed verdict from steps timed on a busy machine.
 
-Taught in notebook 07 (performance lab), sections 3, 4 and 6.
+Taught in notebook 07, sections "3. A training step: time, memory, utilisation", "4. Memory:
+where the bytes go, and when autocast saves any" and "6. Verdict".
 """
 
 from __future__ import annotations
@@ -313,37 +314,33 @@ def memory_vs_batch(
     device: torch.device | str | None = None,
 ) -> list[MemoryPoint]:
     """Memory anatomy of a training step for each precision and batch size (random tokens):
-    one real AdamW step per precision (``course_utils.memory.measure_memory``) gives the
-    model state and the weight copies, which do not depend on the batch; a forward pass per
-    batch size (``activation_bytes``) gives the activations. Measured from real tensors, so the
-    same on any machine for the same torch version and device type."""
-    from course_utils.memory import activation_bytes, measure_memory
+    one real AdamW step per precision at the smallest size (``course_utils.memory.measure_memory``)
+    gives the model state and the weight copies, which do not depend on the batch; a forward
+    pass per batch size gives the activations (``course_utils.memory.sweep_batch_sizes``, the
+    sweep notebook 04 extrapolates). Measured from real tensors, so the same on any machine for
+    the same torch version and device type. At least two batch sizes."""
+    from course_utils.memory import measure_memory, sweep_batch_sizes
 
     sizes = sorted(set(batch_sizes))
-    if not sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
-        raise ValueError(f"batch_sizes must be positive ints, got {batch_sizes!r}")
+    if len(sizes) < 2 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
+        raise ValueError(f"batch_sizes must be at least two positive ints, got {batch_sizes!r}")
     vocab = model.config.vocab_size
-    points = []
-    for precision in precisions:
-        first = measure_memory(model, random_batch(vocab, sizes[0], seq_len, "cpu"), precision,
-                               device=device)  # fmt: skip
-        for b in sizes:
-            acts = (
-                first.activations
-                if b == sizes[0]
-                else activation_bytes(
-                    model, random_batch(vocab, b, seq_len, "cpu"), precision, device=device
-                )
-            )
-            points.append(
-                MemoryPoint(precision, b, seq_len, first.num_parameters, first.model_state,
-                            first.weight_copies, acts)
-            )  # fmt: skip
-    return points
+    batches = {b: random_batch(vocab, b, seq_len, "cpu") for b in sizes}
+    anatomy = {p: measure_memory(model, batches[sizes[0]], p, device=device) for p in precisions}
+    sweep = sweep_batch_sizes(model, batches, anatomy, device=device)
+    return [
+        MemoryPoint(p, b, seq_len, part.num_parameters, part.model_state, part.weight_copies,
+                    sweep.activations[p][i])
+        for p, part in anatomy.items()
+        for i, b in enumerate(sizes)
+    ]  # fmt: skip
 
 
 def crossover_batch(points: Sequence[MemoryPoint], amp: str = "bf16") -> int | None:
-    """The smallest batch size at which ``amp`` needs fewer bytes than fp32 (None if never)."""
+    """The smallest *measured* batch size at which ``amp`` needs fewer bytes than fp32 (None if
+    never). Unlike ``course_utils.memory.BatchSweep.crossover``, which searches every integer
+    batch size on the straight line through the measurements (notebook 04), this reads only the
+    points measured (notebook 07 states what it measured, not an extrapolation)."""
     by_key = {(p.precision, p.batch_size): p for p in points}
     for batch_size in sorted({p.batch_size for p in points}):
         base, mixed = by_key.get(("fp32", batch_size)), by_key.get((amp, batch_size))

@@ -1,4 +1,7 @@
-"""Checks for the exercise of notebook 05 (bf16 vs fp16 fine-tuning)."""
+"""Checks for the exercise of notebook 05 (bf16 vs fp16 fine-tuning).
+
+Taught in notebook 05, section "Exercise: plan a run on a T4, and predict the audit".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Checks for the exercises of notebook 06 (NaN recovery), taught in its section 6.
+"""Checks for the exercises of notebook 06 (NaN recovery).
+
+Taught in notebook 06, section "6. Exercises" (exercises 1-4).
 
 Every check first makes the answer a plain value of the expected type (``int``/``None``, ``str``,
 a finite positive number, a ``bool``...) and only then compares: NaN, inf, a value of another
@@ -192,7 +194,7 @@ def check_single_fix(fix):
     growth, _ = _grown()
     scenario = Fp16RangeScenario(steps=CHECK_STEPS, growth=growth)
     try:
-        history = scenario.train(**(FP16_FAILING | fix))
+        history = scenario.train(**(FP16_FAILING | fix), progress=False)  # no bar in the check
     except (TypeError, ValueError) as err:
         raise Incorrect(f"{key}={value!r} does not run: {err}") from None
     finite = all(math.isfinite(loss) for loss in history.losses)

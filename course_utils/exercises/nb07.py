@@ -1,4 +1,8 @@
-"""Checks for the exercises of notebook 07 (performance lab)."""
+"""Checks for the exercises of notebook 07 (performance lab).
+
+Taught in notebook 07, sections "Exercise 1: TFLOP/s of a matrix product" and "Exercise 2: MFU
+from tokens per second".
+"""
 
 from __future__ import annotations
 

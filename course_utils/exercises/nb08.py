@@ -1,4 +1,8 @@
-"""Checks for the exercises of notebook 08 (scaling out)."""
+"""Checks for the exercises of notebook 08 (scaling out).
+
+Taught in notebook 08, sections "Exercise 1: predict FSDP2's dtypes" and "Exercise 2: what a
+bf16 reduction saves".
+"""
 
 from __future__ import annotations
 
@@ -42,8 +46,8 @@ def fsdp2_dtypes_key(loaded: torch.dtype, policy: MixedPrecisionPolicy) -> dict[
     - accumulate: with ``set_requires_gradient_sync(False)``, gradients accumulate in
       ``reduce_dtype`` (the docs), which is the reduce dtype above.
 
-    ``scripts/dist_fsdp.py`` measures these on two gloo ranks; ``tests/test_distributed.py`` checks
-    that this key agrees with what it measured."""
+    ``course_utils.distributed.fsdp`` measures these on two gloo ranks;
+    ``tests/distributed/test_launcher.py`` checks that this key agrees with what it measured."""
     compute = policy.param_dtype or loaded
     reduce = policy.reduce_dtype or compute
     return {"stored": loaded, "compute": compute, "reduce": reduce, "accumulate": reduce}

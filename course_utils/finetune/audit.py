@@ -1,5 +1,8 @@
 """A precision audit: record what *actually* ran during training steps, then give a verdict.
 
+Taught in notebook 05, section "4. The precision audit" (and used from "The working version" of
+section 1 on).
+
 Asking for mixed precision and getting it are two different things: a Trainer with ``fp16=True``
 on a CPU trains in fp32 without a word, and TRL's configs turn ``bf16`` on unless told otherwise.
 The audit watches the training forward passes and reports what happened:

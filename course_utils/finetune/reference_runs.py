@@ -1,5 +1,7 @@
 """Reference GPU runs of notebook 05's comparison: load them, describe them, plot them beside yours.
 
+Taught in notebook 05, section "6. On a GPU".
+
 ``scripts/record_reference_run.py`` runs the fp32 / bf16 / fp16 fine-tuning comparison on a GPU
 and writes ``data/reference_runs/<gpu>.json``: GPU name, driver, library versions, date, the
 exact command and every measured figure. Nothing in those files is typed by hand.

@@ -1,5 +1,8 @@
 """Run the same LoRA fine-tuning in several precisions and compare them (notebook 05).
 
+Taught in notebook 05, sections "3. The same fine-tuning in fp32, bf16 and fp16, side by side"
+and "5. Loading in 16 bits is not mixed precision".
+
 ``run_finetune(precision)`` loads a fresh model, trains it with ``SFTTrainer`` + LoRA under a
 ``PrecisionAudit``, and returns a ``RunResult``: losses per step, held-out loss every few steps
 (always computed in fp32, so runs are measured alike), time per step, memory, weight dtypes and

@@ -1,5 +1,8 @@
 """Fine-tuning with TRL's ``SFTTrainer`` and a PEFT LoRA adapter, the course's way (notebook 05).
 
+Taught in notebook 05, section "1. The original tutorial's code" (its part "The working
+version"), and used by every run after it.
+
 The pieces, each a small function you could write yourself after reading it:
 
 - ``load_finetune_dataset(split)``: the shipped question/answer dataset (``data/finetune/``) as a

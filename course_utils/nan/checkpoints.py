@@ -46,9 +46,10 @@ nothing written) unless ``allow_nonfinite=True`` (what ``Checkpointer`` passes, 
 plain training script does). Pruning to ``keep_last`` never deletes the newest checkpoint whose
 weights are finite: a run that keeps saving NaN weights cannot push out its last good one.
 
-Taught in notebook 06 (sections 1, 2 and "Checkpoints that survive a crash"); tested in
-``tests/test_checkpoints.py``, ``tests/test_checkpoint_items.py`` and
-``tests/test_checkpoint_faults.py``.
+Taught in notebook 06, sections "1. A run that is stable for 100 steps, then NaN"
+(``Checkpointer``), "3. Fixes compared on the same run" (resuming) and "Checkpoints that survive
+a crash"; tested in ``tests/nan/test_checkpoints.py``, ``tests/nan/test_checkpoint_items.py``
+and ``tests/nan/test_checkpoint_faults.py``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Where did the NaN come from? Find the first module whose output (or gradient) is not finite.
 
+Taught in notebook 06, section "2. Diagnose: which step, which batch, which module" (and its
+exercise 2).
+
     report = find_first_nonfinite(model, batch)
     if report is not None:
         print(report)              # module, phase, and min/max/abs-max of inputs and outputs

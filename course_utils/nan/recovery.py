@@ -1,5 +1,8 @@
 """Keep a run alive through NaNs: skip the bad step, or roll back to the last good checkpoint.
 
+Taught in notebook 06, section "5. Heal the run without a restart" (``NanGuard``) and its part
+"The same guard for the Hugging Face `Trainer`" (``NanRecoveryCallback``).
+
 Two callbacks with the same policy, one per training loop:
 
 - ``NanGuard`` for the course's loop (``course_utils.train``)::

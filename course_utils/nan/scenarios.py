@@ -23,7 +23,11 @@ bf16 and fp16 on a CPU: most CPUs have no 16-bit matrix units, and their bf16/fp
 many times slower than fp32 ones. There, ``precision="bf16"`` runs ``EmulatedBf16Autocast`` and
 ``precision="fp16"`` runs ``EmulatedFp16AutocastFp32Aware`` with a ``torch.amp.GradScaler``: the
 inputs and outputs of every matmul are rounded to the 16-bit format and the arithmetic is fp32,
-as on tensor cores. On a CUDA GPU it is ``torch.autocast`` itself. Taught in notebook 06.
+as on tensor cores. On a CUDA GPU it is ``torch.autocast`` itself.
+
+Taught in notebook 06: ``BadBatchScenario`` in sections "1. A run that is stable for 100 steps,
+then NaN" to "3. Fixes compared on the same run" and "5. Heal the run without a restart";
+``Fp16RangeScenario`` in "4. When fp16's range *is* the cause: fixes that exist on a T4".
 """
 
 from __future__ import annotations
@@ -299,10 +303,11 @@ class BadBatchScenario:
         precision: str = "bf16",
         skip_steps: Iterable[int] = (),
         callbacks: Iterable = (),
-        progress: bool = False,
+        progress: bool = True,
     ):
         """Train (a fresh model unless ``model`` is given) and return the History, whose steps
-        are numbered as in the full run. ``steps``: the last step to run (default: all)."""
+        are numbered as in the full run. ``steps``: the last step to run (default: all).
+        ``progress``: a tqdm bar over the steps (on by default: a full run takes seconds)."""
         from course_utils.env import pick_device
         from course_utils.train import NoLabelsWarning, train
 

@@ -258,6 +258,25 @@ def test_memory_vs_batch_autocast_costs_memory_at_batch_1_and_saves_less_than_ha
     assert all(by["bf16", b].total > 0.5 * by["fp32", b].total for b in (1, 8))  # never -50%
 
 
+def test_memory_vs_batch_is_notebook_04s_sweep_and_reads_crossovers_only_where_measured(mini):
+    from course_utils.memory import measure_memory, sweep_batch_sizes
+
+    points = bench.memory_vs_batch(mini, (1, 8), 32)
+    batches = {b: bench_train.random_batch(mini.config.vocab_size, b, 32, "cpu") for b in (1, 8)}
+    anatomy = {p: measure_memory(mini, batches[1], p) for p in ("fp32", "bf16")}
+    sweep = sweep_batch_sizes(mini, batches, anatomy)
+    for p in points:  # the same bytes as memory.py's sweep, point by point
+        i = sweep.batch_sizes.index(p.batch_size)
+        assert p.total == sweep.totals(p.precision)[i]
+        # the measured activations at the smallest size are what the full step measured too
+        assert p.batch_size != 1 or p.activations == anatomy[p.precision].activations
+    # the line through the points crosses between the measured sizes; crossover_batch names
+    # the first measured size past it
+    assert 1 < sweep.crossover() <= bench.crossover_batch(points) == 8
+    with pytest.raises(ValueError, match="at least two positive ints"):
+        bench.memory_vs_batch(mini, (4,), 32)
+
+
 # ------------------------------------------------------------------------------------ the CLI
 def load_script(name):
     spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
