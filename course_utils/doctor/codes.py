@@ -135,7 +135,8 @@ _ENTRIES = (
         "scaler-not-checkpointed",
         "warning",
         "a script that saves model and optimizer state while using a GradScaler, but not "
-        "scaler.state_dict(): a resumed run restarts the loss scale from 65536 and skips steps again",
+        "scaler.state_dict(): a resumed run restarts the loss scale at the default 65536 and may "
+        "skip steps until it is back down",
         'save scaler.state_dict() with the checkpoint (checkpoint["scaler"] = scaler.state_dict()) '
         "and scaler.load_state_dict(...) on resume",
         "https://github.com/pytorch/vision/pull/4923",

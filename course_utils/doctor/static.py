@@ -835,7 +835,7 @@ def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 --
     for line in w.clip_unscaled:
         add("clip-before-unscale", line, "gradient clipping after scaler.scale(loss).backward() "
             "with no scaler.unscale_(optimizer) before it: it clips the scaled gradients, S times "
-            "too large, so nearly every step is clipped to max_norm / S.")  # fmt: skip
+            "too large, so after unscale_ the norm is at most max_norm / S.")  # fmt: skip
     for line, what in w.deprecated:
         add(
             "deprecated-cuda-amp",
@@ -854,7 +854,7 @@ def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 --
     if scalers and w.optimizer_saves and not w.scaler_saved:
         add("scaler-not-checkpointed", w.optimizer_saves[0], "the optimizer state is saved "
             f"(a GradScaler is made at {at(scalers[0].line)}) but scaler.state_dict() never is: "
-            "a resumed run starts the loss scale again at 65536.")  # fmt: skip
+            "a resumed run starts the loss scale again at the default 65536.")  # fmt: skip
 
     if machine.ampere_plus and w.training and w.script_like and not w.tf32_on:
         sixteen = any(
