@@ -19,10 +19,8 @@ from course_utils.doctor.report import Report
 
 
 def _audit_class():
-    try:  # the audit moves into the finetune package
-        from course_utils.finetune.audit import PrecisionAudit
-    except ImportError:  # pragma: no cover - before the move
-        from course_utils.audit import PrecisionAudit
+    from course_utils.finetune.audit import PrecisionAudit  # imported only when an audit runs
+
     return PrecisionAudit
 
 

@@ -84,7 +84,9 @@ def test_cli_exit_status_json_and_gpu_what_if(tmp_path):
 def test_cli_unreadable_input_exits_2_with_one_line(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("for\n")
-    for args in ([str(bad)], [str(tmp_path / "missing.py")], [str(tmp_path)],
+    latin1 = tmp_path / "latin1.py"
+    latin1.write_bytes(b"name = '\xe9'\n")
+    for args in ([str(bad)], [str(latin1)], [str(tmp_path / "missing.py")], [str(tmp_path)],
                  [str(SCRIPTS / "clean_amp_loop.py"), "--gpu", "Voodoo 5"]):  # fmt: skip
         result = _doctor(*args)
         assert result.returncode == 2, args
