@@ -240,8 +240,9 @@ class MatmulSweep:
         return best.tflops, f"best fp32 rate measured here (n={best.size}), not a hardware peak"
 
     def vendor_peak(self, dtype: str) -> float | None:
-        """The vendor's dense ``dtype`` peak when this GPU is listed (``bench_peaks``), else None:
-        the only peak MFU may be computed against. None too when the sweep was busy."""
+        """The vendor's dense ``dtype`` peak when this GPU is listed
+        (``course_utils.hardware.peaks``), else None: the only peak MFU may be computed against.
+        None too when the sweep was busy."""
         if self.busy or self.peak is None:
             return None
         return self.peak.dense(dtype)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from course_utils.bench.timing import (
     CpuWatch,
@@ -193,7 +194,8 @@ def train_step_sweep(
     """Time ``steps`` training steps (after ``warmup_steps``) of each model preset, precision and
     batch size with the course's loop (AdamW, fused on a GPU). ``peak_tflops`` (one number, or
     one per precision) turns the achieved rate into MFU. Points that do not fit in memory, or
-    fp16 on a CPU, come back with ``skipped`` set."""
+    fp16 on a CPU, come back with ``skipped`` set. ``progress``: a tqdm bar over the points, and
+    one line per point timed."""
     from course_utils.env import pick_device
     from course_utils.precision import check_precision
     from course_utils.train import train
@@ -205,6 +207,10 @@ def train_step_sweep(
         if isinstance(b, bool) or not isinstance(b, int) or b < 1:
             raise ValueError(f"batch sizes must be positive ints, got {b!r}")
     results = []
+    bar = tqdm(
+        total=len(models) * len(precisions) * len(batch_sizes), desc="train steps",
+        disable=not progress,
+    )  # fmt: skip
     for preset in models:
         model = build_model(preset)
         if seq_len > model.config.n_positions:
@@ -215,63 +221,71 @@ def train_step_sweep(
         n_params = sum(p.numel() for p in model.parameters())
         flops_per_token = train_flops_per_token(model, seq_len)
         runner = torch.compile(model) if compile_model else model
-        for precision in precisions:
-            for batch_size in batch_sizes:
-                row = StepResult(
-                    preset, precision, batch_size, seq_len, n_params, str(device),
-                    compiled=compile_model,
-                )  # fmt: skip
-                results.append(row)
-                if precision == "fp16" and device.type == "cpu" and not allow_slow_fp16:
-                    row.skipped = _FP16_ON_CPU
-                    continue
-                reason = check_fits(_estimated_bytes(model, batch_size, seq_len, precision), device)
-                if reason:
-                    row.skipped = reason
-                    continue
-                batch = random_batch(model.config.vocab_size, batch_size, seq_len, device)
-                watch = CpuWatch()
-                try:
-                    history = train(
-                        runner,
-                        batch,
-                        steps=warmup_steps + steps,
-                        precision=precision,
-                        device=device,
-                        make_optimizer=_adamw(device),
-                        progress=False,
-                        allow_slow_fp16=allow_slow_fp16,
-                    )
-                except Exception as exc:
-                    if not is_out_of_memory(exc):
-                        raise
-                    row.skipped = f"out of memory: {str(exc).splitlines()[0]}"
-                    continue
-                finally:
-                    model.zero_grad(set_to_none=True)
-                    gc.collect()
-                    release_memory(device)
-                row.note = watch.stop().note
-                timed = history.records[warmup_steps:]
-                row.step_times_s = [r.step_time_s for r in timed]
-                row.steps_timed = len(timed)
-                row.step_s = statistics.median(row.step_times_s)
-                row.tokens_per_s = batch_size * seq_len / row.step_s
-                row.tflops = row.tokens_per_s * flops_per_token / 1e12
-                peak = (
-                    peak_tflops.get(precision) if isinstance(peak_tflops, Mapping) else peak_tflops
+        for precision, batch_size in _counted(bar, preset, precisions, batch_sizes):
+            row = StepResult(
+                preset, precision, batch_size, seq_len, n_params, str(device),
+                compiled=compile_model,
+            )  # fmt: skip
+            results.append(row)
+            if precision == "fp16" and device.type == "cpu" and not allow_slow_fp16:
+                row.skipped = _FP16_ON_CPU
+                continue
+            reason = check_fits(_estimated_bytes(model, batch_size, seq_len, precision), device)
+            if reason:
+                row.skipped = reason
+                continue
+            batch = random_batch(model.config.vocab_size, batch_size, seq_len, device)
+            watch = CpuWatch()
+            try:
+                history = train(
+                    runner,
+                    batch,
+                    steps=warmup_steps + steps,
+                    precision=precision,
+                    device=device,
+                    make_optimizer=_adamw(device),
+                    progress=False,
+                    allow_slow_fp16=allow_slow_fp16,
                 )
-                # No MFU from a step timed while other processes competed for the CPU.
-                row.mfu = None if row.note else mfu(row.tokens_per_s, flops_per_token, peak)
-                mems = [r.peak_mem_bytes for r in timed if r.peak_mem_bytes is not None]
-                row.peak_mem_bytes = max(mems) if mems else None
-                if progress:
-                    print(
-                        f"{preset} {precision} batch {batch_size}: step {row.step_s * 1e3:.1f} ms"
-                    )
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                row.skipped = f"out of memory: {str(exc).splitlines()[0]}"
+                continue
+            finally:
+                model.zero_grad(set_to_none=True)
+                gc.collect()
+                release_memory(device)
+            row.note = watch.stop().note
+            timed = history.records[warmup_steps:]
+            row.step_times_s = [r.step_time_s for r in timed]
+            row.steps_timed = len(timed)
+            row.step_s = statistics.median(row.step_times_s)
+            row.tokens_per_s = batch_size * seq_len / row.step_s
+            row.tflops = row.tokens_per_s * flops_per_token / 1e12
+            peak = peak_tflops.get(precision) if isinstance(peak_tflops, Mapping) else peak_tflops
+            # No MFU from a step timed while other processes competed for the CPU.
+            row.mfu = None if row.note else mfu(row.tokens_per_s, flops_per_token, peak)
+            mems = [r.peak_mem_bytes for r in timed if r.peak_mem_bytes is not None]
+            row.peak_mem_bytes = max(mems) if mems else None
+            if progress:
+                tqdm.write(
+                    f"{preset} {precision} batch {batch_size}: step {row.step_s * 1e3:.1f} ms"
+                )
         del model, runner
         gc.collect()
+    bar.close()
     return results
+
+
+def _counted(bar, preset: str, precisions: Sequence[str], batch_sizes: Sequence[int]):
+    """Every (precision, batch size) point of one model; ``bar`` names the point being timed and
+    counts it once its loop body is done (a skipped point included)."""
+    for precision in precisions:
+        for batch_size in batch_sizes:
+            bar.set_postfix_str(f"{preset} {precision} batch {batch_size}")
+            yield precision, batch_size
+            bar.update(1)
 
 
 def _adamw(device: torch.device):
