@@ -318,3 +318,21 @@ def test_exercise_08_checks():
     assert "one phase" in one_phase.message
     four = evaluate("08.ring_allreduce_bytes", lambda n, w, d: 2 * (w - 1) / w * n * 4)
     assert "4 bytes per element" in four.message
+
+
+def test_the_progress_bar_follows_rank_0s_lines(tmp_path):
+    import io
+
+    from tqdm import tqdm
+
+    from course_utils.distributed.launcher import _show_rank0
+
+    log = tmp_path / "run-1" / "attempt_0" / "0" / "stdout.log"
+    bar = tqdm(desc="torchrun ddp", disable=False, file=io.StringIO())
+    _show_rank0(bar, tmp_path)  # nothing printed yet
+    assert bar.n == 0
+    log.parent.mkdir(parents=True)
+    log.write_text("[rank 0/2] gloo | device cpu\n[rank 0/2] step 1 | local loss 7.6\n")
+    _show_rank0(bar, tmp_path)
+    assert bar.n == 2 and bar.postfix == "step 1 | local loss 7.6"
+    bar.close()
