@@ -118,6 +118,8 @@ class EmulatedBf16Autocast(EmulatedFp16Autocast):
     linear, matmul, addmm, attention...) get bf16-rounded inputs and a bf16-rounded output,
     in forward and in backward (not inside ``full_precision`` blocks). ``calls`` counts them."""
 
+    mode_name = "bf16-emulated"  # what the training loop's progress bar names (not fp16's name)
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func not in FP16_OPS or _exempt(func):

@@ -346,3 +346,13 @@ def test_the_scenario_fails_without_a_word_as_the_tutorial_run_did():
         warnings.simplefilter("error", NoLabelsWarning)
         history = BadBatchScenario(steps=3, bad_step=2).train(precision="fp32")
     assert math.isnan(history[1].loss)
+
+
+def test_the_progress_bar_of_an_emulated_bf16_run_says_bf16():
+    from course_utils.nan.scenarios import EmulatedBf16Autocast, EmulatedFp16AutocastFp32Aware
+    from course_utils.precision import active_emulation
+
+    with EmulatedBf16Autocast():
+        assert active_emulation().mode_name == "bf16-emulated"
+    with EmulatedFp16AutocastFp32Aware():
+        assert active_emulation().mode_name == "fp16-emulated"
