@@ -30,6 +30,7 @@ from course_utils.doctor.machine import Machine
 from course_utils.doctor.report import Finding, make_finding
 
 UNKNOWN = object()  # a value the doctor cannot know without running the code
+UNREAD = "**"  # the key kwargs() gives a **mapping it cannot read
 
 TRL_CONFIGS = {
     "SFTConfig", "DPOConfig", "GRPOConfig", "KTOConfig", "ORPOConfig", "CPOConfig", "RewardConfig",
@@ -197,6 +198,7 @@ class _Walker(ast.NodeVisitor):
         self.forwards: list[tuple[int, Info, str | None]] = []  # (line, model, autocast dtype)
         self.scale_calls: list[tuple[int, Info | None, Info | None, str | None]] = []
         self.trainers: list[tuple[int, Info | None, Info | None]] = []
+        self.unknown_precision = False  # a Trainer whose arguments the doctor cannot read
         self.deprecated: list[tuple[int, str]] = []
         self.backward_in_autocast: list[int] = []
         self.clip_unscaled: list[int] = []
@@ -280,23 +282,33 @@ class _Walker(ast.NodeVisitor):
                 out[kw.arg] = kw.value
                 continue
             src = kw.value
-            if isinstance(src, ast.Name):
-                info = self.lookup(src.id)
-                if info is not None and info.kind == "dict":
-                    out.update(info.data["items"])
+            info = self.lookup(src.id) if isinstance(src, ast.Name) else None
+            if info is not None and info.kind == "dict":
+                out.update(info.data["items"])
             elif isinstance(src, ast.Dict):
                 out.update(self._dict_items(src))
-            elif isinstance(src, ast.Call) and call_name(src) == "dict":
+            elif isinstance(src, ast.Call) and call_name(src) == "dict" and not src.args:
                 out.update({k.arg: k.value for k in src.keywords if k.arg})
+            else:  # **something the doctor cannot read: any keyword may be in it
+                out[UNREAD] = src
         return out
+
+    def _kw(self, kw: dict, name: str, default):
+        """A keyword's literal value; its default when absent, UNKNOWN when absent but a
+        ``**mapping`` the doctor cannot read may hold it."""
+        if name in kw:
+            return self.value(kw[name])
+        return UNKNOWN if UNREAD in kw else default
 
     @staticmethod
     def _dict_items(node: ast.Dict) -> dict[str, ast.AST]:
-        return {
-            k.value: v
-            for k, v in zip(node.keys, node.values, strict=False)
-            if isinstance(k, ast.Constant) and isinstance(k.value, str)
-        }
+        items: dict[str, ast.AST] = {}
+        for k, v in zip(node.keys, node.values, strict=False):
+            if isinstance(k, ast.Constant) and isinstance(k.value, str):
+                items[k.value] = v
+            elif k is None or not isinstance(k, ast.Constant):  # {**other} or a computed key
+                items[UNREAD] = v
+        return items
 
     # ---------------------------------------------------------------- statements
     def _scoped(self, node, params: list[str], body) -> None:
@@ -449,7 +461,7 @@ class _Walker(ast.NodeVisitor):
         dtype = self.dtype(dtype_node) if dtype_node is not None else None
         if dtype_node is None:
             dtype = {"cuda": "fp16", "cpu": "bf16"}.get(device) if isinstance(device, str) else None
-        enabled = self.value(kw.get("enabled")) if "enabled" in kw else True
+        enabled = self._kw(kw, "enabled", True)
         return {"line": call.lineno, "device": device, "dtype": dtype, "enabled": enabled}
 
     # ---------------------------------------------------------------- expressions
@@ -481,15 +493,19 @@ class _Walker(ast.NodeVisitor):
         if name in ARGS_CLASSES or name == "Accelerator":
             return self._args_site(call, name, kw)
         if name in ("GradScaler", "ShardedGradScaler"):
-            enabled = self.value(kw["enabled"]) if "enabled" in kw else True
+            enabled = self._kw(kw, "enabled", True)
             info = Info("scaler", line, {"enabled": enabled})
             self.scalers.append(info)
             return info
         if name == "BitsAndBytesConfig":
             four_bit = self.value(kw.get("load_in_4bit")) is True
             compute = kw.get("bnb_4bit_compute_dtype")
-            if four_bit and (
-                compute is None or self.value(compute) is None or self.dtype(compute) == "fp32"
+            if (
+                four_bit
+                and UNREAD not in kw
+                and (
+                    compute is None or self.value(compute) is None or self.dtype(compute) == "fp32"
+                )
             ):
                 self.bnb.append(line)
             return None
@@ -516,7 +532,11 @@ class _Walker(ast.NodeVisitor):
             if m is not None and "peft_config" in kw:
                 m = Info("model", m.line, {**m.data, "peft": True})
             a = self.info_of(args) if args is not None else None
-            self.trainers.append((line, m, a if a is not None and a.kind == "args" else None))
+            a = a if a is not None and a.kind == "args" else None
+            self.trainers.append((line, m, a))
+            if a is None and (args is not None or name != "Trainer"):
+                # args built elsewhere (a parser, a helper), or a TRL trainer's own default config
+                self.unknown_precision = True
             self.training.append(line)
             self.script_like = True
             return None
@@ -658,21 +678,21 @@ class _Walker(ast.NodeVisitor):
             data = {"name": name, "fp16": fp16, "bf16": bf16, "bf16_default": False,
                     "use_cpu": self.value(kw.get("cpu")) is True, "tf32": None, "fsdp": False}  # fmt: skip
         else:
-            fp16 = self.value(kw["fp16"]) if "fp16" in kw else False
-            bf16 = self.value(kw["bf16"]) if "bf16" in kw else False
+            fp16 = self._kw(kw, "fp16", False)
+            bf16 = self._kw(kw, "bf16", False)
             default = False
-            if name in TRL_CONFIGS and "bf16" not in kw:
+            if name in TRL_CONFIGS and "bf16" not in kw and UNREAD not in kw:
                 default = True
                 bf16 = (not fp16) if fp16 is not UNKNOWN else UNKNOWN
-            fsdp = self.value(kw["fsdp"]) if "fsdp" in kw else False
+            fsdp = self._kw(kw, "fsdp", False)
             data = {
                 "name": name,
                 "fp16": fp16,
                 "bf16": bf16,
                 "bf16_default": default,
                 "use_cpu": any(self.value(kw.get(k)) is True for k in ("use_cpu", "no_cuda")),
-                "tf32": self.value(kw["tf32"]) if "tf32" in kw else None,
-                "fsdp": fsdp not in (False, None, "", [], ()),
+                "tf32": self._kw(kw, "tf32", None),
+                "fsdp": fsdp is not UNKNOWN and fsdp not in (False, None, ""),
             }
             if data["tf32"] is True:
                 self.tf32_on = True
@@ -861,7 +881,7 @@ def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 --
             s.data["fp16"] is not False or s.data["bf16"] is not False for s in w.args_sites
         )
         sixteen = sixteen or any(s["dtype"] != "fp32" for s in w.autocast_sites)
-        sixteen = sixteen or bool(w.model_sites) or bool(scalers)
+        sixteen = sixteen or bool(w.model_sites) or bool(scalers) or w.unknown_precision
         if not sixteen:
             add("tf32-off", w.training[0], f"this trains in fp32 on {machine.label}, with TF32 "
                 "matmuls off (PyTorch's default): fp32 matmuls run at fp32 speed.")  # fmt: skip

@@ -388,3 +388,33 @@ def test_accelerate_clips_and_scales_by_itself(tmp_path):
         optimizer.step()
     """
     assert codes_in(tmp_path, src, "Tesla T4") == []
+
+
+def test_tf32_off_needs_to_know_the_run_is_fp32(tmp_path):
+    parsed = """
+    from transformers import HfArgumentParser, Trainer, TrainingArguments
+    (args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses()
+    Trainer(model=model, args=args).train()
+    """
+    assert codes_in(tmp_path, parsed, "A100") == []  # its flags come from the command line
+    default = "from transformers import Trainer\nTrainer(model=model).train()\n"
+    assert codes_in(tmp_path, default, "A100") == ["tf32-off"]  # TrainingArguments' default: fp32
+    trl_default = "from trl import SFTTrainer\nSFTTrainer(model='gpt2').train()\n"
+    assert codes_in(tmp_path, trl_default, "A100") == []  # TRL's default config asks for bf16
+
+
+def test_an_unreadable_mapping_may_hold_any_keyword(tmp_path):
+    src = """
+    from trl import SFTConfig
+    from transformers import BitsAndBytesConfig, TrainingArguments
+    settings = load_settings()
+    SFTConfig(**settings)  # bf16 may be in there: no TRL default assumed
+    TrainingArguments(output_dir="o", fp16=True, bf16=True, **{**settings})
+    BitsAndBytesConfig(load_in_4bit=True, **settings)
+    TrainingArguments(output_dir="o", bf16=True, **settings)  # fsdp may be in there: unknown
+    """
+    report = diagnose(script=_write(tmp_path, src), hardware="Tesla T4")
+    # only what the literal keywords say for sure: both flags given; bf16 requested on a T4
+    assert sorted((f.code, f.line) for f in report) == [
+        ("bf16-emulated", 6), ("bf16-emulated", 8), ("fp16-and-bf16", 6),
+    ]  # fmt: skip
