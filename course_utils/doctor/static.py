@@ -31,6 +31,8 @@ from course_utils.doctor.report import Finding, make_finding
 
 UNKNOWN = object()  # a value the doctor cannot know without running the code
 UNREAD = "**"  # the key kwargs() gives a **mapping it cannot read
+# torch.cuda.amp / torch.cpu.amp names that warn (torch.cuda.amp.common does not)
+DEPRECATED_AMP = {"autocast", "GradScaler", "custom_fwd", "custom_bwd"}
 
 TRL_CONFIGS = {
     "SFTConfig", "DPOConfig", "GRPOConfig", "KTOConfig", "ORPOConfig", "CPOConfig", "RewardConfig",
@@ -467,12 +469,15 @@ class _Walker(ast.NodeVisitor):
     # ---------------------------------------------------------------- expressions
     def visit_ImportFrom(self, node) -> None:
         if node.module in ("torch.cuda.amp", "torch.cpu.amp"):
-            names = ", ".join(a.name for a in node.names)
-            self.deprecated.append((node.lineno, f"from {node.module} import {names}"))
+            names = [a.name for a in node.names if a.name in DEPRECATED_AMP]
+            if names:
+                self.deprecated.append(
+                    (node.lineno, f"from {node.module} import {', '.join(names)}")
+                )
 
     def visit_Attribute(self, node) -> None:
         base = dotted(node.value)
-        if base in ("torch.cuda.amp", "torch.cpu.amp"):
+        if base in ("torch.cuda.amp", "torch.cpu.amp") and node.attr in DEPRECATED_AMP:
             self.deprecated.append((node.lineno, f"{base}.{node.attr}"))
         self.generic_visit(node)
 

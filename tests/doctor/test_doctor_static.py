@@ -418,3 +418,14 @@ def test_an_unreadable_mapping_may_hold_any_keyword(tmp_path):
     assert sorted((f.code, f.line) for f in report) == [
         ("bf16-emulated", 6), ("bf16-emulated", 8), ("fp16-and-bf16", 6),
     ]  # fmt: skip
+
+
+def test_only_the_deprecated_amp_names_are_flagged(tmp_path):
+    src = """
+    import torch
+    from torch.cuda.amp import common, custom_fwd
+    ok = torch.cuda.amp.common.amp_definitely_not_available()
+    """
+    report = diagnose(script=_write(tmp_path, src), hardware="cpu")
+    assert [(f.code, f.line) for f in report] == [("deprecated-cuda-amp", 3)]
+    assert "custom_fwd" in report.findings[0].message and "common" not in report.findings[0].message
