@@ -270,7 +270,7 @@ def train_step_sweep(
             row.peak_mem_bytes = max(mems) if mems else None
             if progress:
                 tqdm.write(
-                    f"{preset} {precision} batch {batch_size}: step {row.step_s * 1e3:.1f} ms"
+                    f"{preset} {precision} batch {batch_size}: step time: {row.step_s * 1e3:.1f} ms"
                 )
         del model, runner
         gc.collect()
