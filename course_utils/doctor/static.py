@@ -829,7 +829,7 @@ def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 --
 
     # model + precision, linked through the forward passes of your own loop
     seen: set[tuple[str, int]] = set()
-    for line, model, dtype in w.forwards:
+    for line, model, dtype in w.forwards if w.training else ():  # forwards of code that trains
         if dtype == "fp16" and _bf16_model(model) and ("a", model.line) not in seen:
             seen.add(("a", model.line))
             add("fp16-on-bf16-checkpoint", line, f"fp16 autocast runs {_model_words(model, at)}: its "

@@ -429,3 +429,15 @@ def test_only_the_deprecated_amp_names_are_flagged(tmp_path):
     report = diagnose(script=_write(tmp_path, src), hardware="cpu")
     assert [(f.code, f.line) for f in report] == [("deprecated-cuda-amp", 3)]
     assert "custom_fwd" in report.findings[0].message and "common" not in report.findings[0].message
+
+
+def test_inference_in_16_bits_is_not_training(tmp_path):
+    src = """
+    import torch
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained("google/gemma-2-2b", dtype=torch.bfloat16)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(torch.ones(1, 4, dtype=torch.long))
+    """
+    assert codes_in(tmp_path, src, "A100") == []
+    assert codes_in(tmp_path, src + "out.logits.sum().backward()\n", "A100") == ["pure-bf16"]
