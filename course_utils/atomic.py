@@ -14,6 +14,8 @@ The new file keeps the permissions of the file it replaces; a new file gets the 
 
 Used by the quiz progress file (``course_utils.quiz.progress``), ``scripts/make_answer_key.py`` and
 ``scripts/make_student_copy.py``; taught nowhere (machinery), tested in ``tests/test_atomic.py``.
+
+Used by the quiz progress file (every notebook), checkpoints (notebook 06) and saved results (notebooks 07, 08).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ Answers, by question type (the same shapes ``answer_key`` returns):
 - ``multiple``: a list (or set/tuple) of choice ids, e.g. ``["a", "c"]``;
 - ``numeric``: a number, or a string holding one (optionally followed by the question's unit);
 - ``true_false``: ``True`` or ``False`` (the strings ``"true"``/``"false"`` also work).
+
+Used by every notebook's quiz (its "Check your understanding" section and predict-first prompts).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ where the right choice sits. The order is seeded by a stable hash (SHA-256, not 
 ``hash()``, which changes per process) of (learner id, quiz id, question id), so one learner
 sees the same order at every rerun, in the widget and in text. Choices keep their ids, and
 grading works on ids, never on positions.
+
+Used by every notebook's quiz where widgets cannot render, by the answer key and by the course site.
 """
 
 from __future__ import annotations
