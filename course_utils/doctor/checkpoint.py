@@ -13,14 +13,28 @@ from collections.abc import Iterable
 
 import torch
 
-_SHORT = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
-_NAMES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+from course_utils.precision import dtype_name, to_dtype
+
+
+def short_name(value) -> str | None:
+    """The course's name of a dtype: ``torch.bfloat16``, ``"bfloat16"``, ``"torch.bfloat16"``,
+    ``"bf16"`` -> ``"bf16"``; ``torch.half`` / ``"half"`` -> ``"fp16"``. None for anything that
+    names no dtype."""
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("torch.")
+        dtype = getattr(torch, text, None) if text.isidentifier() else None
+        if not isinstance(dtype, torch.dtype):
+            try:
+                dtype = to_dtype(text)
+            except ValueError:
+                return None
+        value = dtype
+    return dtype_name(value) if isinstance(value, torch.dtype) else None
 
 
 def _from_config_file(path: pathlib.Path) -> str | None:
     config = json.loads(path.read_text(encoding="utf-8"))
-    name = config.get("dtype") or config.get("torch_dtype")
-    return _NAMES.get(name) if isinstance(name, str) else None
+    return short_name(config.get("dtype") or config.get("torch_dtype"))
 
 
 def saved_dtype(ident: str, search: Iterable[pathlib.Path] = ()) -> str | None:
@@ -31,13 +45,13 @@ def saved_dtype(ident: str, search: Iterable[pathlib.Path] = ()) -> str | None:
 
     try:
         if ident in models.shipped_models():
-            return _SHORT.get(models.checkpoint_dtype(models.model_path(ident)))
+            return short_name(models.checkpoint_dtype(models.model_path(ident)))
         path = pathlib.Path(ident).expanduser()
         bases = [pathlib.Path()] if path.is_absolute() else [*search, pathlib.Path.cwd()]
         for base in bases:
             folder = path if path.is_absolute() else base / path
             if (folder / "config.json").is_file():
-                return _SHORT.get(models.checkpoint_dtype(folder))
+                return short_name(models.checkpoint_dtype(folder))
         from huggingface_hub import try_to_load_from_cache
 
         cached = try_to_load_from_cache(ident, "config.json")

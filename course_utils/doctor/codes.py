@@ -58,8 +58,8 @@ _ENTRIES = (
         "bf16-emulated",
         "warning",
         "bf16 requested on a GPU without native bf16 (compute capability below 8.0, e.g. T4, V100): "
-        "accepted, but run without bf16 tensor cores (emulated, at a speed the course has not "
-        "measured)",
+        "accepted, but it runs on CUDA's bf16 emulation, without bf16 tensor cores (at a speed the "
+        "course has not measured)",
         "on that GPU use fp16 autocast with a GradScaler (fp16=True), or fp32",
         "https://github.com/pytorch/pytorch/issues/124996",
     ),

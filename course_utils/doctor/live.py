@@ -14,22 +14,10 @@ from collections import Counter
 import torch
 from torch import nn
 
-from course_utils.doctor.checkpoint import saved_dtype
+from course_utils.doctor.checkpoint import saved_dtype, short_name
 from course_utils.doctor.machine import Machine
 from course_utils.doctor.report import Finding, make_finding
 from course_utils.doctor.static import BF16_PRETRAINED
-
-_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
-_STRINGS = {"bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "fp16": "fp16",
-            "float32": "fp32", "fp32": "fp32"}  # fmt: skip
-
-
-def _short(dtype) -> str | None:
-    if isinstance(dtype, torch.dtype):
-        return _NAMES.get(dtype, str(dtype).replace("torch.", ""))
-    if isinstance(dtype, str):
-        return _STRINGS.get(dtype.replace("torch.", "").lower())
-    return None
 
 
 def check_types(*, model, args, optimizer, scaler, policy) -> None:
@@ -61,11 +49,11 @@ def _policy_dtypes(policy) -> tuple[str | None, str | None] | None:
     if isinstance(inner, dict):
         if "param_dtype" not in inner:
             return None
-        return _short(inner.get("param_dtype")), _short(inner.get("reduce_dtype"))
+        return short_name(inner.get("param_dtype")), short_name(inner.get("reduce_dtype"))
     if inner is None:
         return (None, None)
     if hasattr(inner, "param_dtype") and hasattr(inner, "reduce_dtype"):
-        return _short(inner.param_dtype), _short(inner.reduce_dtype)
+        return short_name(inner.param_dtype), short_name(inner.reduce_dtype)
     return None
 
 
@@ -73,7 +61,7 @@ def _trainable_dtypes(params) -> Counter:
     counts: Counter = Counter()
     for p in params:
         if p.requires_grad:
-            counts[_short(p.dtype)] += p.numel()
+            counts[short_name(p.dtype)] += p.numel()
     return counts
 
 
@@ -89,7 +77,7 @@ def _checkpoint_dtype(model: nn.Module) -> str | None:
     for attr in ("dtype", "torch_dtype"):
         value = getattr(config, attr, None) if config is not None else None
         if value is not None:
-            return _short(value)
+            return short_name(value)
     return None
 
 
@@ -147,8 +135,8 @@ def analyse(*, model, args, optimizer, scaler, policy, machine: Machine) -> list
             asks.append(("policy", "an FSDP policy with param_dtype=bf16"))
         for where, what in asks:
             add("bf16-emulated", where, f"{what} on {machine.label}, which has no native bf16: "
-                "accepted, but emulated, without bf16 tensor cores (at a speed the course has not "
-                "measured).")  # fmt: skip
+                "accepted, but it runs on CUDA's bf16 emulation, without bf16 tensor cores (at a "
+                "speed the course has not measured).")  # fmt: skip
 
     if model is not None and fp16:
         ckpt = _checkpoint_dtype(model)
@@ -198,7 +186,7 @@ def analyse(*, model, args, optimizer, scaler, policy, machine: Machine) -> list
     if model is not None:
         q = _quantization(model)
         if q is not None and _get(q, "load_in_4bit"):
-            compute = _short(_get(q, "bnb_4bit_compute_dtype"))
+            compute = short_name(_get(q, "bnb_4bit_compute_dtype"))
             if compute in (None, "fp32"):
                 add("qlora-fp32-compute", "model", "the model's 4-bit quantization config has "
                     f"bnb_4bit_compute_dtype={compute or 'None'}: the 4-bit layers compute in "

@@ -25,7 +25,7 @@ import pathlib
 import re
 from dataclasses import dataclass, field
 
-from course_utils.doctor.checkpoint import saved_dtype
+from course_utils.doctor.checkpoint import saved_dtype, short_name
 from course_utils.doctor.machine import Machine
 from course_utils.doctor.report import Finding, make_finding
 
@@ -47,10 +47,6 @@ NOT_MODELS = re.compile(r"Tokenizer|Config|Processor|Extractor|Arguments|Scaler|
 TOKENIZER_TRAINERS = re.compile(r"(^|\.)trainers\.|(Bpe|WordPiece|Unigram|WordLevel)Trainer$")
 # Checkpoints pretrained in bf16 whose activations outgrow fp16 (huggingface/transformers#14189).
 BF16_PRETRAINED = re.compile(r"(^|[/_-])(t5|mt5|byt5|flan-t5|t5-v1_1|ul2|gemma[\w.-]*)", re.I)
-_DTYPES = {
-    "bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "fp16": "fp16", "half": "fp16",
-    "float32": "fp32", "fp32": "fp32", "float": "fp32", "auto": "auto",
-}  # fmt: skip
 
 
 class DoctorInputError(ValueError):
@@ -265,8 +261,8 @@ class _Walker(ast.NodeVisitor):
             return node.value
         name = dotted(node)
         if name:
-            if name.startswith("torch.") and name.split(".", 1)[1] in _DTYPES:
-                return _DTYPES[name.split(".", 1)[1]]
+            if name.startswith("torch.") and short_name(name) is not None:
+                return short_name(name)  # torch.bfloat16 -> "bf16"
             if isinstance(node, ast.Name):
                 info = self.lookup(node.id)
                 if info is not None and info.kind == "const":
@@ -275,7 +271,9 @@ class _Walker(ast.NodeVisitor):
 
     def dtype(self, node) -> str | None:
         v = self.value(node)
-        return _DTYPES.get(v.lower()) if isinstance(v, str) else None
+        if v == "auto":
+            return "auto"
+        return short_name(v) if isinstance(v, str) else None
 
     def kwargs(self, call: ast.Call) -> dict[str, ast.AST]:
         out: dict[str, ast.AST] = {}
@@ -808,8 +806,8 @@ def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 --
                 sites.append((model.line, "bf16 weights"))
         for line, what in sites:
             add("bf16-emulated", line, f"{what} on {machine.label}, which has no native bf16: "
-                "accepted, but emulated, without bf16 tensor cores (at a speed the course has not "
-                "measured).")  # fmt: skip
+                "accepted, but it runs on CUDA's bf16 emulation, without bf16 tensor cores (at a "
+                "speed the course has not measured).")  # fmt: skip
 
     # model + precision, linked through a Trainer call
     for line, model, args in w.trainers:
