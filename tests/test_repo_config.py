@@ -7,8 +7,8 @@ import json
 import re
 import subprocess
 import sys
-import tomllib
 
+import tomllib
 import yaml
 from conftest import REPO_ROOT
 
