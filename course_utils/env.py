@@ -92,8 +92,10 @@ def setup(
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
     _style_plots()
     hw = hardware.detect()
-    rec = hardware.recommend_precision()
-    report = f"device: {dev} | {hw.one_line()} | torch {torch.__version__} | recommended: {rec.precision}"
+    here = hardware.recommend_for_device(dev).precision  # for the device the notebooks run on
+    best = hardware.recommend_precision().precision  # for the machine's GPU, when it is not used
+    rec = here if best == here else f"{here} (on its GPU: {best})"
+    report = f"device: {dev} | {hw.one_line()} | torch {torch.__version__} | recommended: {rec}"
     env = CourseEnv(device=dev, seed=seed, report=report, hardware=hw)
     if not quiet:
         print(report)

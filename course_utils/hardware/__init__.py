@@ -35,6 +35,7 @@ from course_utils.hardware.gpus import (
 )
 from course_utils.hardware.recommend import (
     Recommendation,
+    recommend_for_device,
     recommend_for_report,
     recommend_precision,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "known_gpu_table",
     "lookup_gpu",
     "parse_capability",
+    "recommend_for_device",
     "recommend_for_report",
     "recommend_precision",
     "supports_native_bf16",

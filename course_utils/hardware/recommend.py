@@ -7,7 +7,7 @@ predict the audit") ask it too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -193,6 +193,29 @@ def recommend_for_report(report: HardwareReport) -> Recommendation:
     if report.mps_available:
         return _gpu_recommendation(_ARCH_BY_KEY["apple_mps"], "mps", "Apple MPS", None, [])
     return _cpu_recommendation(report.cpu)
+
+
+def recommend_for_device(device: str | torch.device) -> Recommendation:
+    """The recommendation for the device the code runs on, not for the machine's best one: a CPU
+    run on a machine with a GPU (``COURSE_DEVICE=cpu``, or a Mac, where the course runs on the CPU)
+    gets the CPU's answer, so an fp16 recommendation for a GPU never turns on fp16 autocast and a
+    loss scaler on a CPU."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'") from exc
+    report = detect()
+    if dev.type == "cpu":
+        return _cpu_recommendation(report.cpu)
+    if dev.type == "cuda":
+        index = dev.index or 0
+        gpus = [g for g in report.gpus if g.index == index]
+        if not gpus:
+            raise ValueError(f"no CUDA/ROCm GPU {index} on this machine")
+        return recommend_for_report(replace(report, gpus=tuple(gpus)))
+    if dev.type == "mps" and report.mps_available:
+        return _gpu_recommendation(_ARCH_BY_KEY["apple_mps"], "mps", "Apple MPS", None, [])
+    raise ValueError(f"no {dev.type} device on this machine")
 
 
 def _recommend_by_name(name: str, capability: Any, device_kind: str | None) -> Recommendation:

@@ -565,3 +565,49 @@ def test_supports_native_bf16_rejects_bad_device():
     with pytest.raises(ValueError, match="unknown device"):
         hw.supports_native_bf16("tpu:0")
     assert hw.supports_native_bf16("cpu") == hw.cpu_has_native_bf16()
+
+
+# --- the recommendation for the device the code runs on ---------------------------------------
+T4 = hw.GpuInfo(0, "Tesla T4", "NVIDIA", (7, 5), None, 15.0, False)
+
+
+def test_a_cpu_run_on_a_gpu_machine_gets_the_cpu_answer(monkeypatch):
+    """The recipe in notebook 00 must not turn on fp16 + a loss scaler on a CPU because the
+    machine's GPU (a T4, or a Mac's MPS) would want fp16."""
+    fake_cpu(monkeypatch, x86_cpuinfo(COOPER_LAKE))
+    monkeypatch.setattr(hw_detect, "_detect_gpus", lambda: (T4,))
+    monkeypatch.setattr(hw_detect, "_mps_available", lambda: False)
+    assert hw.recommend_precision().precision == "fp16"  # the machine's best device: the T4
+    assert hw.recommend_for_device("cuda:0").precision == "fp16"
+    cpu = hw.recommend_for_device("cpu")
+    assert cpu.precision == "bf16" and cpu.device_kind == "cpu"
+
+
+def test_a_mac_runs_the_course_on_its_cpu_and_gets_the_cpu_answer(monkeypatch):
+    fake_cpu(monkeypatch, None, machine="arm64")
+    monkeypatch.setattr(hw_detect, "_detect_gpus", lambda: ())
+    monkeypatch.setattr(hw_detect, "_mps_available", lambda: True)
+    assert hw.recommend_precision().device_kind == "mps"
+    assert hw.recommend_for_device("cpu").device_kind == "cpu"
+    assert hw.recommend_for_device("mps").device_kind == "mps"
+
+
+def test_recommend_for_device_refuses_a_device_that_is_not_there(no_accelerator):
+    with pytest.raises(ValueError, match="no CUDA/ROCm GPU 1 on this machine"):
+        hw.recommend_for_device("cuda:1")
+    with pytest.raises(ValueError, match="no mps device on this machine"):
+        hw.recommend_for_device("mps")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        hw.recommend_for_device("tpu")
+
+
+def test_setup_reports_the_answer_for_the_device_it_picked_and_the_gpu_it_did_not(
+    monkeypatch, capsys
+):
+    from course_utils import setup
+
+    fake_cpu(monkeypatch, x86_cpuinfo(COOPER_LAKE))
+    monkeypatch.setattr(hw_detect, "_detect_gpus", lambda: (T4,))
+    monkeypatch.setattr(hw_detect, "_mps_available", lambda: False)
+    setup(seed=0, device="cpu")
+    assert capsys.readouterr().out.rstrip().endswith("recommended: bf16 (on its GPU: fp16)")
