@@ -20,6 +20,20 @@ os.environ.setdefault(
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
+# The real-browser tests (test_browser.py, test_site.py): Debian's Chromium at a projector's size,
+# with nothing that phones home.
+CHROMIUM = pathlib.Path("/usr/bin/chromium")
+VIEWPORT = {"width": 1280, "height": 720}
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
 
 @pytest.fixture(scope="module")
 def one_thread():

@@ -35,6 +35,7 @@ import urllib.request
 
 import nbformat
 import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 
 from course_utils.quiz.bank import Question, load_quiz
 from course_utils.quiz.text import choice_order
@@ -42,18 +43,7 @@ from course_utils.quiz.widget import plain
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
-CHROMIUM = pathlib.Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 QUIZ_ID = "00_start_here"
-VIEWPORT = {"width": 1280, "height": 720}
 SERVER_START_S = 90
 KERNEL_RUN_S = 120
 STEP_S = 20

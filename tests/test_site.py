@@ -25,22 +25,11 @@ import urllib.parse
 
 import nbformat
 import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, VIEWPORT
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SITE_PYTHON = REPO_ROOT / ".venv-site" / "bin" / "python"
 BUILD_S = 300
 NOTEBOOK_RE = re.compile(r"^\d\d_[A-Za-z0-9_]+\.ipynb$")
-# As in tests/test_browser.py: a projector's size, and a Chromium that phones nobody.
-VIEWPORT = {"width": 1280, "height": 720}
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 def skip_or_fail(reason: str) -> None:
@@ -277,15 +266,14 @@ def browser_notebook() -> pathlib.Path:
 def test_site_in_a_real_browser(site, tmp_path):
     """Index and a notebook page from file:// in Chromium at 1280x720: headings, a loaded image,
     typeset math, and no request that leaves the machine."""
-    chromium = pathlib.Path("/usr/bin/chromium")
-    if not chromium.exists():
-        skip_or_fail(f"{chromium} not found: install Debian's Chromium (apt-get install chromium)")
+    if not CHROMIUM.exists():
+        skip_or_fail(f"{CHROMIUM} not found: install Debian's Chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     notebook = browser_notebook()
     leaving: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_context(viewport=VIEWPORT).new_page()
             page.on(

@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from course_utils.env import in_notebook_kernel
 from course_utils.quiz import progress
 from course_utils.quiz.bank import (
     InvalidAnswerError,
@@ -304,6 +303,8 @@ def _resolve_mode(mode: str) -> str:
         if mode not in MODES:
             raise ValueError(f"${MODE_ENV} must be one of {', '.join(MODES)}; got {mode!r}")
     if mode == "auto":
+        from course_utils.env import in_notebook_kernel  # lazy: env imports torch; banks need not
+
         mode = "widget" if in_notebook_kernel() else "text"
     return mode
 
