@@ -35,7 +35,7 @@ import urllib.request
 
 import nbformat
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
+from conftest import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, VIEWPORT
 
 from course_utils.quiz.bank import Question, load_quiz
 from course_utils.quiz.text import choice_order
@@ -80,13 +80,15 @@ def write_notebook(root: pathlib.Path, predicted: str) -> pathlib.Path:
     return path
 
 
-def write_quiet_settings(settings: pathlib.Path) -> None:
-    """No news or update checks (this machine is offline) and no toasts over the notebook."""
-    folder = settings / "@jupyterlab" / "apputils-extension"
-    folder.mkdir(parents=True)
-    (folder / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+def shipped_lab_settings() -> pathlib.Path:
+    """The overrides.json that ``make install`` copies into this environment (lab/overrides.json):
+    the test runs JupyterLab with it, as ``make lab`` does, and checks that no toast shows."""
+    path = pathlib.Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    assert path.is_file(), f"{path} is missing: run `make lab-settings` (make install does it)"
+    assert json.loads(path.read_text()) == json.loads(
+        (REPO_ROOT / "lab" / "overrides.json").read_text()
     )
+    return path
 
 
 def moved_learner(questions: list[Question]) -> str:
@@ -109,7 +111,7 @@ def jupyterlab(tmp: pathlib.Path, predicted: str, learner: str):
     root, settings = tmp / "root", tmp / "settings"
     root.mkdir()
     write_notebook(root, predicted)
-    write_quiet_settings(settings)
+    shipped_lab_settings()
     token, port = secrets.token_hex(16), free_port()
     progress_file = tmp / "progress.json"
     progress_file.write_text(json.dumps({"version": 2, "learner_id": learner, "quizzes": {}}))
@@ -136,7 +138,6 @@ def jupyterlab(tmp: pathlib.Path, predicted: str, learner: str):
         f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
         f"--LabApp.user_settings_dir={settings}",
         "--LabApp.expose_app_in_browser=True",
-        "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",
     ]
@@ -259,6 +260,8 @@ def test_quiz_in_jupyterlab_predict_shuffle_wrong_right_rerun(tmp_path):
                 }"""
             )
             run_all_and_wait(page)
+            # the shipped settings: no "official Jupyter news?" toast over the outputs
+            expect(page.locator(".Toastify__toast")).to_have_count(0)
 
             # the predict-first prompt: no verdict when saved
             predict_box = page.locator(".course-quiz-predict")
