@@ -174,14 +174,35 @@ PLAN: dict[str, list[tuple[str, str, str]]] = {
         ("Key takeaways", "homework 1", "homework 1"),
         ("Further reading", "homework 5", "homework 5"),
     ],
+    "09_classic_failures": [
+        # 3 hours: all homework. 4 hours: the closing block; a few failures on the projector (the
+        # ones 00-06 did not already show), the GPU what-if that exercises 1 and 3 need, then the
+        # three "predict the doctor's findings" exercises in pairs.
+        ("Setup", "homework 1", "hands-on 1"),
+        ("The precision doctor in one minute", "homework 2", "demo 2"),
+        ("1. `fp16=True` on a CPU", "homework 3", "demo 2"),
+        ("2. `fp16=True` and `bf16=True` together", "homework 2", "homework 2"),
+        ("3. fp16 weights under a GradScaler", "homework 2", "demo 2"),
+        ("4. Clipping before `unscale_`", "homework 3", "homework 3"),
+        ("5. A GradScaler left out of the checkpoint", "homework 3", "homework 3"),
+        ("6. A GradScaler with bf16", "homework 3", "homework 3"),
+        ("7. `backward()` inside autocast", "homework 2", "homework 2"),
+        ("8. Pure bf16", "homework 3", "demo 2"),
+        ("9. The deprecated `torch.cuda.amp`", "homework 1", "homework 1"),
+        ("10. Failures that need a GPU", "homework 5", "demo 2"),
+        ("11. Exercises", "homework 10", "hands-on 8"),
+        ("12. Check your own script", "homework 4", "homework 4"),
+        ("Check your understanding", "homework 5", "homework 5"),
+        ("Key takeaways", "homework 1", "demo 1"),
+        ("Further reading", "homework 5", "homework 5"),
+    ],
 }
 
-# Notebooks planned as one block, named by their topic until they exist. Once
-# notebooks/NN_*.ipynb exists, its sections are listed under it (measured), and the block's
-# measured code time is the whole notebook's; give it per-section lines in PLAN to split it.
-TOPICS: dict[str, tuple[str, str, str]] = {
-    "09": ("The classic failures, broken on purpose", "homework 25", "hands-on 20"),
-}
+# Notebooks planned as one block, named by their topic until they exist ("NN": (topic, 3-hour
+# use, 4-hour use)). Once notebooks/NN_*.ipynb exists, its sections are listed under it
+# (measured), and the block's measured code time is the whole notebook's; give it per-section
+# lines in PLAN to split it (as 09's were, once it was written).
+TOPICS: dict[str, tuple[str, str, str]] = {}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -112,7 +112,12 @@ def test_a_code_cell_without_stored_times_is_refused(tmp_path):
         wp.read_notebook(path)
 
 
-def test_a_notebook_still_being_written_is_planned_by_its_topic(tmp_path):
+def test_a_notebook_still_being_written_is_planned_by_its_topic(tmp_path, monkeypatch):
+    # 09 has its own PLAN lines now; plan it by its topic again, as before it was written.
+    plan = {k: v for k, v in wp.PLAN.items() if not k.startswith("09")}
+    monkeypatch.setattr(wp, "PLAN", plan)
+    topic = ("The classic failures, broken on purpose", "homework 25", "hands-on 20")
+    monkeypatch.setattr(wp, "TOPICS", {"09": topic})
     matched = wp.match(wp.read_notebooks(tmp_path))
     block = next(r for r in matched.rows if r.notebook == "09")
     assert block.code_seconds is None and "broken on purpose" in block.label
