@@ -175,7 +175,8 @@ def plot_absmax_traces(
 ) -> Figure:
     """One line per trace: the absolute max of each module's output, in module order (the
     ``[(module, abs max)]`` of ``DebuggerRun.output_absmax``), log scale, with ``limit`` dashed.
-    The first trace names the x axis; inf and NaN are drawn at 2e5, above the limit."""
+    The first trace names the x axis; inf and NaN are drawn above the limit, at 2e5 (or at
+    3 x ``limit`` for a limit above 2e5 / 3)."""
     if not isinstance(traces, Mapping) or not traces:
         raise TypeError("traces must be a non-empty dict of label -> [(module, abs max), ...]")
     first = next(iter(traces.values()))
@@ -185,10 +186,11 @@ def plot_absmax_traces(
                 f"trace {label!r}: every trace must be [(module, abs max), ...] over the same "
                 f"{len(first)} modules"
             )
+    off_scale = max(2e5, 3 * float(limit))  # where inf and NaN are drawn: above the limit
     fig, ax = plt.subplots(figsize=(9, 4))
     names = [name.removeprefix("transformer.") for name, _ in first]
     for label, trace in traces.items():
-        values = [v if math.isfinite(v) else 2e5 for _, v in trace]
+        values = [v if math.isfinite(v) else off_scale for _, v in trace]
         ax.plot(names, values, marker="o", label=label)
     ax.axhline(limit, color="tab:red", linestyle="--", label=limit_label)
     ax.set_yscale("log")

@@ -103,6 +103,8 @@ def test_absmax_traces_one_line_each_and_the_limit():
         "fp16 max, 65504",
     ]
     assert list(ax.get_lines()[0].get_ydata()) == [100.0, 2e5]  # inf drawn at the top
+    fig = plots.plot_absmax_traces({"bf16": trace}, limit=3.4e38, limit_label="bf16 max")
+    assert fig.axes[0].get_lines()[0].get_ydata()[1] > 3.4e38  # still above a larger limit
     with pytest.raises(TypeError, match="non-empty dict"):
         plots.plot_absmax_traces({})
     with pytest.raises(ValueError, match="same 2 modules"):
