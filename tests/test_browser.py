@@ -37,6 +37,7 @@ import nbformat
 import pytest
 from conftest import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, VIEWPORT
 
+from course_utils.exercises.layout import FOLD_LINE
 from course_utils.quiz.bank import Question, load_quiz
 from course_utils.quiz.text import choice_order
 from course_utils.quiz.widget import plain
@@ -44,6 +45,8 @@ from course_utils.quiz.widget import plain
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 QUIZ_ID = "00_start_here"
+SOLUTION_TEXT = "the-solution-42"
+SOLUTION_FOLD = FOLD_LINE  # the first line, which JupyterLab shows on the fold
 SERVER_START_S = 90
 KERNEL_RUN_S = 120
 STEP_S = 20
@@ -70,6 +73,14 @@ def write_notebook(root: pathlib.Path, predicted: str) -> pathlib.Path:
             ),
             nbformat.v4.new_code_cell(f'quiz.revisit("{QUIZ_ID}", "{predicted}")'),
             nbformat.v4.new_code_cell(f'quiz.show("{QUIZ_ID}")'),
+            # an exercise as the course lays it out: the stub, then its collapsed solution
+            nbformat.v4.new_code_cell(
+                "answer = ...  # your answer", metadata={"tags": ["exercise"]}
+            ),
+            nbformat.v4.new_code_cell(
+                f"{SOLUTION_FOLD}\nanswer = {SOLUTION_TEXT!r}",
+                metadata={"tags": ["solution"], "jupyter": {"source_hidden": True}},
+            ),
         ],
         metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -333,6 +344,13 @@ def test_quiz_in_jupyterlab_predict_shuffle_wrong_right_rerun(tmp_path):
             box = quiz_box.locator(f".course-quiz-q-{question.id}")
             expect(box.get_by_label(right, exact=True)).to_be_checked()
             expect(box.locator(".course-quiz-feedback")).to_contain_text("right before")
+            # the exercise's solution: a fold, not the answer in plain view; one click opens it
+            solution = page.locator(".jp-CodeCell").last
+            expect(solution.locator(".jp-InputPlaceholder")).to_be_visible()
+            expect(solution.locator(".jp-PlaceholderText")).to_have_text(SOLUTION_FOLD)
+            expect(page.get_by_text(SOLUTION_TEXT)).to_have_count(0)
+            solution.locator(".jp-InputPlaceholder").click()
+            expect(solution.get_by_text(SOLUTION_TEXT)).to_be_visible()
             if shot:
                 page.screenshot(path=shot.replace(".png", "_rerun.png"))
                 page.locator(".course-quiz-predict").screenshot(

@@ -4,8 +4,9 @@ One rule for every stub in the course: the stub cell is tagged ``exercise``, has
 the learner's code, and never raises when it runs. A value stub leaves ``answer = ...``; a
 function stub raises ``NotImplementedError`` inside its body. Either way the check cell below
 says, in one short line, that the exercise is not done yet. The solution cells are tagged
-``solution`` and collapsed (``metadata.jupyter.source_hidden``): JupyterLab shows a fold, so the
-answer is one click away, never in plain view.
+``solution``, collapsed (``metadata.jupyter.source_hidden``) and start with ``FOLD_LINE``:
+JupyterLab shows a collapsed cell as a fold with the cell's first line on it, so that line must
+not be the answer. The answer is one click away, never in plain view.
 
 ``layout_problems(nb)`` lists what breaks the pattern (used by tests/test_exercises.py and by
 scripts/make_student_copy.py), so that removing the solution cells always leaves a working
@@ -23,6 +24,8 @@ from course_utils.exercises.registry import PASS_MESSAGE
 
 STUB_PATTERN = re.compile(r"raise\s+NotImplementedError\(\s*[rfRF]?[\"']Exercise")
 STUB_TAG = "exercise"
+# the first line of every solution cell: what JupyterLab shows on the fold
+FOLD_LINE = "# Solution: click to open, after you have tried the exercise above"
 CHECK_PATTERN = re.compile(r"(\bcheck_\w+\s*\(|\bexercises\.check\s*\(|^\s*check\s*\()", re.M)
 SOLUTION_TAG = "solution"
 RAISES_TAG = "raises-exception"
@@ -140,6 +143,12 @@ def layout_problems(nb: Any) -> list[str]:
         f"cell {i}: a 'solution' cell must be collapsed (metadata.jupyter.source_hidden = true)"
         for i, cell in enumerate(cells)
         if is_solution(cell) and not is_hidden(cell)
+    ]
+    problems += [
+        f"cell {i}: a 'solution' cell must start with {FOLD_LINE!r} (JupyterLab shows the first "
+        "line on the fold)"
+        for i, cell in enumerate(cells)
+        if is_solution(cell) and source(cell).split("\n", 1)[0] != FOLD_LINE
     ]
     for ex in find_exercises(nb):
         stub = cells[ex.stub]

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from course_utils import exercises
-from course_utils.exercises.layout import find_exercises, layout_problems
+from course_utils.exercises.layout import FOLD_LINE, find_exercises, layout_problems
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
@@ -136,7 +136,7 @@ def code(source: str, tags=(), output: str | None = None):
 
 
 STUB = "answer = ...  # your answer"
-SOLVED = "answer = 42"
+SOLVED = f"{FOLD_LINE}\nanswer = 42"
 
 
 def solution_cell(source: str = SOLVED):
@@ -199,6 +199,12 @@ def test_an_untagged_stub_and_a_visible_solution_are_caught():
     nb = fixture_notebook()
     del nb.cells[2].metadata["jupyter"]
     assert any("must be collapsed" in p for p in layout_problems(nb))
+
+
+def test_a_solution_whose_first_line_would_show_on_the_fold_is_caught():
+    nb = fixture_notebook()
+    nb.cells[2].source = "answer = 42  # shown on the fold"
+    assert any("must start with" in p for p in layout_problems(nb))
 
 
 def test_two_exercises_each_need_their_own_solution():
