@@ -48,8 +48,9 @@ _ENTRIES = (
         "scaler-with-bf16",
         "warning",
         "a GradScaler with bf16 autocast or bf16 parameters: bf16 has fp32's range and needs no loss "
-        "scaling; on CUDA, unscaling bf16 gradients is reported to fail with NotImplementedError "
-        "(not measured by the course)",
+        "scaling. Over fp32 weights (bf16 autocast) the gradients are fp32 and the scaler is "
+        "needless but harmless; with bf16 parameters the gradients are bf16, and on CUDA unscaling "
+        "them is reported to fail with NotImplementedError (not run by the course)",
         "drop the scaler for bf16, or build it as torch.amp.GradScaler(device, "
         "enabled=(dtype == torch.float16))",
         "https://github.com/pytorch/pytorch/issues/127176",
@@ -106,11 +107,23 @@ _ENTRIES = (
         "https://github.com/huggingface/accelerate/blob/v1.15.0/src/accelerate/accelerator.py#L565",
     ),
     Code(
+        "bf16-needs-use-cpu",
+        "error",
+        "bf16=True (or TRL's default bf16) in TrainingArguments / a TRL config on a machine without "
+        "a GPU, without use_cpu=True: transformers refuses to build it (ValueError: Your setup "
+        "doesn't support bf16/gpu. You need to assign use_cpu if you want to train the model on "
+        "CPU.)",
+        "on a machine without a GPU pass use_cpu=True with bf16=True (CPU autocast in bf16), or "
+        "bf16=False for fp32",
+        "https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/training_args.py#L1777-L1782",
+    ),
+    Code(
         "fp16-and-bf16",
         "error",
         "both fp16=True and bf16=True: TrainingArguments refuses it (ValueError: At most one of fp16 "
         "and bf16 can be True)",
-        "pick one: bf16 on GPUs with compute capability 8.0+ and on CPUs, fp16 on older GPUs",
+        "pick one: bf16 on GPUs with compute capability 8.0+ and on CPUs (with use_cpu=True), fp16 "
+        "on older GPUs",
         "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments",
     ),
     Code(
@@ -124,12 +137,14 @@ _ENTRIES = (
     Code(
         "qlora-fp32-compute",
         "warning",
-        "BitsAndBytesConfig(load_in_4bit=True) without bnb_4bit_compute_dtype: the 4-bit layers "
-        "compute in fp32 (its default), which bitsandbytes itself warns 'will lead to slow "
-        "inference or training speed'",
+        "BitsAndBytesConfig(load_in_4bit=True) without bnb_4bit_compute_dtype on a model loaded in "
+        "fp16 or fp32: bitsandbytes' Linear4bit computes in its input's dtype when that is fp32 or "
+        "bf16, and in bnb_4bit_compute_dtype (default fp32) when it is fp16 (with a warning that "
+        "this 'will lead to slow inference or training speed'); so the 4-bit layers compute in "
+        "fp32. A model loaded in bf16 computes in bf16 without it",
         "BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16) "
         "(torch.float16 on GPUs without bf16)",
-        "https://huggingface.co/docs/transformers/main/en/quantization/bitsandbytes",
+        "https://github.com/bitsandbytes-foundation/bitsandbytes/blob/main/bitsandbytes/nn/modules.py",
     ),
     Code(
         "scaler-not-checkpointed",

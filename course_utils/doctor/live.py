@@ -124,6 +124,12 @@ def analyse(*, model, args, optimizer, scaler, policy, machine: Machine) -> list
         add("fp16-on-cpu", "args", f"{args_name}(fp16=True) without a CUDA device ({why}): the "
             "Trainer trains in fp32, silently.")  # fmt: skip
 
+    use_cpu = bool(getattr(args, "use_cpu", False) or getattr(args, "no_cuda", False))
+    if bf16 and not use_cpu and not (machine.has_cuda or machine.mps) and hasattr(args, "use_cpu"):
+        add("bf16-needs-use-cpu", "args", f"{args_name}(bf16=True) without use_cpu=True on "
+            f"{machine.label}: transformers refuses to build it there (ValueError: Your setup "
+            "doesn't support bf16/gpu).")  # fmt: skip
+
     policy_dtypes = _policy_dtypes(policy) if policy is not None else None
     if machine.bf16_emulated:
         asks = []
@@ -155,10 +161,19 @@ def analyse(*, model, args, optimizer, scaler, policy, machine: Machine) -> list
             "FP16 gradients.")  # fmt: skip
 
     if scaler_on and (bf16 or "bf16" in low):
-        what = "bf16=True" if bf16 else "bf16 trainable weights"
-        add("scaler-with-bf16", "scaler", f"an enabled GradScaler with {what}: bf16 needs no loss "
-            "scaling, and on CUDA unscaling bf16 gradients is reported to fail "
-            "(NotImplementedError).")  # fmt: skip
+        if "bf16" in low:
+            msg = ("an enabled GradScaler with bf16 trainable weights, so bf16 gradients: bf16 "
+                   "needs no loss scaling, and on CUDA unscaling bf16 gradients is reported to "
+                   "fail (NotImplementedError; not run by the course).")  # fmt: skip
+        elif trainable:
+            msg = ("an enabled GradScaler with bf16=True over fp32 trainable weights, so fp32 "
+                   "gradients: the scaler is needless (bf16 has fp32's range) but harmless (the "
+                   "failure on CUDA reported in pytorch#127176 needs bf16 parameters).")  # fmt: skip
+        else:
+            msg = ("an enabled GradScaler with bf16=True: bf16 needs no loss scaling (harmless "
+                   "over fp32 weights; with bf16 parameters, unscaling their bf16 gradients on "
+                   "CUDA is reported to fail).")  # fmt: skip
+        add("scaler-with-bf16", "scaler", msg)
     elif fp16 and not bf16 and "bf16" in low and machine.has_cuda:
         add("scaler-with-bf16", where_weights, "fp16=True makes the Trainer build a GradScaler, "
             "and the trainable weights are bf16: on CUDA unscaling their bf16 gradients is "
@@ -187,10 +202,13 @@ def analyse(*, model, args, optimizer, scaler, policy, machine: Machine) -> list
         q = _quantization(model)
         if q is not None and _get(q, "load_in_4bit"):
             compute = short_name(_get(q, "bnb_4bit_compute_dtype"))
-            if compute in (None, "fp32"):
+            # Linear4bit computes in its input's dtype when that is fp32 or bf16, in the config's
+            # compute dtype when it is fp16: the dtype of the other (not quantized) weights decides
+            others = {short_name(p.dtype) for p in model.parameters() if p.is_floating_point()}
+            if compute in (None, "fp32") and others and others <= {"fp16", "fp32"}:
                 add("qlora-fp32-compute", "model", "the model's 4-bit quantization config has "
-                    f"bnb_4bit_compute_dtype={compute or 'None'}: the 4-bit layers compute in "
-                    "fp32.")  # fmt: skip
+                    f"bnb_4bit_compute_dtype={compute or 'None'} and its other weights are "
+                    f"{'/'.join(sorted(others))}: the 4-bit layers compute in fp32.")  # fmt: skip
 
     if (
         machine.ampere_plus

@@ -201,7 +201,7 @@ class _Walker(ast.NodeVisitor):
         self.backward_in_autocast: list[int] = []
         self.clip_unscaled: list[int] = []
         self.policies: list[tuple[int, str]] = []
-        self.bnb: list[int] = []
+        self.bnb: list[tuple[int, Info]] = []  # (config line, the model loaded with it)
         self.optimizer_saves: list[int] = []
         self.scaler_saved = False
         self.tf32_on = False
@@ -510,7 +510,7 @@ class _Walker(ast.NodeVisitor):
                     compute is None or self.value(compute) is None or self.dtype(compute) == "fp32"
                 )
             ):
-                self.bnb.append(line)
+                return Info("bnb", line)  # judged where a model is loaded with it
             return None
         if name in ("MixedPrecisionPolicy", "MixedPrecision"):
             param = self.dtype(kw.get("param_dtype", call.args[0] if call.args else None))
@@ -564,7 +564,15 @@ class _Walker(ast.NodeVisitor):
             info = Info("model", line, {"dtype": dtype, "id": ident, "ckpt": ckpt})
             if dtype in ("bf16", "fp16"):
                 self.model_sites.append(info)
+            bnb = self.info_of(kw["quantization_config"]) if "quantization_config" in kw else None
+            if bnb is not None and bnb.kind == "bnb":
+                self.bnb.append((bnb.line, info))
             return info
+        if name == "deepcopy" and call.args:  # copy.deepcopy(model): a model with the same dtype
+            base = self.info_of(call.args[0])
+            if base is not None and base.kind == "model":
+                return Info("model", line, dict(base.data))
+            return None
         if (
             name in ("half", "bfloat16", "float", "to")
             and recv_info is not None
@@ -694,6 +702,11 @@ class _Walker(ast.NodeVisitor):
                 "bf16": bf16,
                 "bf16_default": default,
                 "use_cpu": any(self.value(kw.get(k)) is True for k in ("use_cpu", "no_cuda")),
+                # False only when the code says so (absent, or a literal False)
+                "use_cpu_off": all(
+                    self._kw(kw, k, False) is False or self._kw(kw, k, False) is None
+                    for k in ("use_cpu", "no_cuda")
+                ),
                 "tf32": self._kw(kw, "tf32", None),
                 "fsdp": fsdp is not UNKNOWN and fsdp not in (False, None, ""),
             }
@@ -784,6 +797,11 @@ def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 --
             why = "use_cpu=True" if d["use_cpu"] else f"{machine.label}"
             add("fp16-on-cpu", site.line, f"{d['name']}(fp16=True) without a CUDA device "
                 f"({why}): the run trains in fp32, silently (no autocast, no GradScaler).")  # fmt: skip
+        if d["bf16"] is True and d.get("use_cpu_off") and not (machine.has_cuda or machine.mps):
+            how = " (TRL's default: neither bf16 nor fp16 given)" if d["bf16_default"] else ""
+            add("bf16-needs-use-cpu", site.line, f"{d['name']}(bf16=True){how} without "
+                f"use_cpu=True on {machine.label}: building it raises ValueError (Your setup "
+                "doesn't support bf16/gpu).")  # fmt: skip
         if d["fsdp"] and d["bf16"] is True:
             w.policies.append((site.line, f"{d['name']}(fsdp=..., bf16=True): accelerate's FSDP "
                                "default policy reduces gradients in bf16"))  # fmt: skip
@@ -850,10 +868,24 @@ def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 --
         bf16_params = _dtype(model) == "bf16"
         if enabled and (ac == "bf16" or bf16_params) and ("s", scaler.line) not in seen:
             seen.add(("s", scaler.line))
-            what = "bf16 autocast" if ac == "bf16" else f"bf16 parameters (from {at(model.line)})"
+            if bf16_params:
+                what = (f"bf16 parameters (from {at(model.line)}), so bf16 gradients: bf16 needs "
+                        "no loss scaling, and on CUDA unscaling bf16 gradients is reported to "
+                        "fail (NotImplementedError; not run by the course).")  # fmt: skip
+            elif model is not None and (
+                _dtype(model) == "fp32"
+                or (model.data.get("constructed") and model.data.get("dtype") is None)
+            ):  # fp32 given, or an nn.Module built in the script (fp32 by default)
+                what = ("bf16 autocast over fp32 weights, so fp32 gradients: the scaler is "
+                        "needless (bf16 has fp32's range) but harmless (the failure on CUDA "
+                        "reported in pytorch#127176 needs bf16 parameters).")  # fmt: skip
+            else:
+                what = ("bf16 autocast: bf16 needs no loss scaling. Over fp32 weights the "
+                        "gradients are fp32 and the scaler is needless but harmless; with bf16 "
+                        "parameters, unscaling their bf16 gradients on CUDA is reported to fail "
+                        "(NotImplementedError).")  # fmt: skip
             add("scaler-with-bf16", scaler.line, f"this GradScaler scales, at {at(line)}, a loss "
-                f"from {what}: bf16 needs no loss scaling, and on CUDA unscaling bf16 gradients "
-                "is reported to fail (NotImplementedError).")  # fmt: skip
+                f"from {what}")  # fmt: skip
 
     for line in w.clip_unscaled:
         add("clip-before-unscale", line, "gradient clipping after scaler.scale(loss).backward() "
@@ -870,9 +902,18 @@ def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 --
     for line, what in w.policies:
         add("bf16-gradient-reduce", line, f"{what}: gradients are reduced across ranks in bf16 "
             "(8 bits of mantissa), not fp32.")  # fmt: skip
-    for line in w.bnb:
-        add("qlora-fp32-compute", line, "BitsAndBytesConfig(load_in_4bit=True) without "
-            "bnb_4bit_compute_dtype: the 4-bit layers compute in fp32 (the default).")  # fmt: skip
+    for line, model in w.bnb:
+        # bitsandbytes' Linear4bit computes in its input's dtype when that is fp32 or bf16, and in
+        # bnb_4bit_compute_dtype (default fp32) when it is fp16: the other weights' dtype decides
+        other = _dtype(model)
+        if other == "fp16":
+            add("qlora-fp32-compute", line, "BitsAndBytesConfig(load_in_4bit=True) without "
+                f"bnb_4bit_compute_dtype, on {_model_words(model, at)}: the 4-bit layers get fp16 "
+                "inputs and compute in fp32, the default (bitsandbytes warns: slow).")  # fmt: skip
+        elif other == "fp32":
+            add("qlora-fp32-compute", line, "BitsAndBytesConfig(load_in_4bit=True) without "
+                f"bnb_4bit_compute_dtype, on {_model_words(model, at)}: the 4-bit layers get fp32 "
+                "inputs and compute in fp32.")  # fmt: skip
     scalers = [s for s in w.scalers if s.data["enabled"] is not False]
     if scalers and w.optimizer_saves and not w.scaler_saved:
         add("scaler-not-checkpointed", w.optimizer_saves[0], "the optimizer state is saved "

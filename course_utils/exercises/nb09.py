@@ -57,6 +57,8 @@ NOT_HERE: dict[str, dict[str, str]] = {
         "fp16-on-cpu": "nothing asks for fp16 here, and the run is on GPUs.",
         "scaler-with-bf16": "there is no GradScaler here (the Trainer makes one only for fp16).",
         "qlora-fp32-compute": "the model is not quantized: there is no BitsAndBytesConfig.",
+        "bf16-needs-use-cpu": "the run is on A100s: TrainingArguments raises that only on a "
+        "machine without a GPU.",
     },
     "t4_bf16_resume.py": {
         "clip-before-unscale": "scaler.unscale_(optimizer) comes before clip_grad_norm_ here: "

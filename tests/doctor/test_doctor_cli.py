@@ -19,7 +19,9 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 EXPECTED = {
     "broken_bf16_scaler.py": {"cpu": ["scaler-with-bf16"],
                               "Tesla T4": ["bf16-emulated", "scaler-with-bf16"]},
-    "broken_both_flags.py": {"A100": ["fp16-and-bf16"], "cpu": ["fp16-and-bf16", "fp16-on-cpu"]},
+    "broken_bf16_cpu.py": {"cpu": ["bf16-needs-use-cpu"], "A100": []},
+    "broken_both_flags.py": {"A100": ["fp16-and-bf16"], "cpu": ["bf16-needs-use-cpu", "fp16-and-bf16",
+                                                                "fp16-on-cpu"]},
     "broken_clip.py": {"A100": ["clip-before-unscale", "scaler-not-checkpointed"]},
     "broken_fp32_ampere.py": {"A100": ["tf32-off"], "Tesla T4": []},
     "broken_fsdp.py": {"H100": ["bf16-gradient-reduce"]},

@@ -22,6 +22,14 @@ EXPECTED = [
     # deliberate: the fp16=True, bf16=True ValueError, and (on a CPU) fp16 without a GPU
     ("notebooks/04_autocast_under_the_hood.ipynb", "fp16-and-bf16", "fp16=True, bf16=True"),
     ("notebooks/04_autocast_under_the_hood.ipynb", "fp16-on-cpu", "fp16=True, bf16=True", "cpu"),
+    # deliberate: on a machine without a GPU, bf16=True without use_cpu=True raises ValueError
+    ("notebooks/04_autocast_under_the_hood.ipynb", "bf16-needs-use-cpu",
+     'TrainingArguments(output_dir=output_dir, bf16=True, report_to="none")', "cpu"),
+    ("notebooks/05_bf16_vs_fp16_finetuning.ipynb", "bf16-needs-use-cpu",
+     '"SFTConfig(bf16=True), no use_cpu"', "cpu"),
+    # real: the original tutorial's SFTConfig(bf16=True) without use_cpu, run as it was written
+    ("notebooks/05_bf16_vs_fp16_finetuning.ipynb", "bf16-needs-use-cpu", "training_args = SFTConfig(",
+     "cpu"),
     # deliberate: the deprecated torch.cuda.amp spelling and its FutureWarning
     ("notebooks/04_autocast_under_the_hood.ipynb", "deprecated-cuda-amp", "torch.cuda.amp.autocast"),
     ("notebooks/04_autocast_under_the_hood.ipynb", "deprecated-cuda-amp", "torch.cuda.amp.GradScaler"),

@@ -85,6 +85,10 @@ CASES = {
         dict(model=WithConfig(quantization_config=BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)), hardware="A100"),
     ),
+    "bf16-needs-use-cpu": (
+        dict(args=flags(bf16=True, use_cpu=False), hardware="cpu"),
+        dict(args=flags(bf16=True, use_cpu=True), hardware="cpu"),
+    ),
     "tf32-off": (
         dict(args=flags(), hardware="A100"),
         dict(args=flags(tf32=True), hardware="A100"),
@@ -245,7 +249,7 @@ def test_report_orders_errors_first_and_drops_duplicates():
 
 
 def test_catalogue_is_complete():
-    assert len(CODES) == 14
+    assert len(CODES) == 15
     for code, entry in CODES.items():
         assert entry.code == code and entry.severity in ("error", "warning", "info")
         assert entry.link.startswith("https://") and entry.fix and entry.title
@@ -255,3 +259,21 @@ def test_catalogue_is_complete():
 def test_fp16_flag_on_bf16_weights_means_a_scaler_on_bf16_gradients_on_a_gpu():
     report = diagnose(model=linear(torch.bfloat16), args=flags(fp16=True), hardware="Tesla T4")
     assert sorted(report.codes) == ["bf16-emulated", "fp16-on-bf16-checkpoint", "scaler-with-bf16"]
+
+
+def test_qlora_on_a_model_with_bf16_weights_computes_in_bf16():
+    config = BitsAndBytesConfig(load_in_4bit=True)
+    bf16 = WithConfig(torch.bfloat16, quantization_config=config)
+    assert "qlora-fp32-compute" not in codes(model=bf16, hardware="A100")
+    fp16 = WithConfig(torch.float16, quantization_config=config)
+    assert "qlora-fp32-compute" in codes(model=fp16, hardware="A100")
+
+
+def test_scaler_with_bf16_says_whether_the_gradients_are_bf16():
+    scaler = torch.amp.GradScaler("cpu")
+    (fp32,) = diagnose(model=linear(), args=flags(bf16=True), scaler=scaler,
+                       hardware="A100").findings  # fmt: skip
+    assert "fp32 gradients" in fp32.message and "harmless" in fp32.message
+    (bf16,) = [f for f in diagnose(model=linear(torch.bfloat16), scaler=scaler,
+                                   hardware="A100").findings if f.code == "scaler-with-bf16"]  # fmt: skip
+    assert "bf16 gradients" in bf16.message and "NotImplementedError" in bf16.message

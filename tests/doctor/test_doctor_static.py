@@ -34,6 +34,14 @@ with torch.autocast("cuda", dtype={dtype}):
 {body}
 """
 
+QLORA = """
+import torch
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+q = BitsAndBytesConfig(load_in_4bit=True{compute})
+model = AutoModelForCausalLM.from_pretrained("mistralai/Mistral-7B-v0.1", quantization_config=q,
+                                             dtype={dtype})
+"""
+
 # code -> (positive source, negative source, hardware). The negative differs from the positive in
 # the one thing that makes the difference (so each pair also documents the fix).
 CASES = {
@@ -106,10 +114,14 @@ CASES = {
         "A100",
     ),
     "qlora-fp32-compute": (
-        "from transformers import BitsAndBytesConfig\nq = BitsAndBytesConfig(load_in_4bit=True)\n",
-        "import torch\nfrom transformers import BitsAndBytesConfig\n"
-        "q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)\n",
-        "A100",
+        QLORA.format(compute="", dtype="torch.float16"),
+        QLORA.format(compute=", bnb_4bit_compute_dtype=torch.float16", dtype="torch.float16"),
+        "Tesla T4",
+    ),
+    "bf16-needs-use-cpu": (
+        TRAINER.format(model='"gpt2", dtype=torch.float32', flags="bf16=True"),
+        TRAINER.format(model='"gpt2", dtype=torch.float32', flags="bf16=True, use_cpu=True"),
+        "cpu",
     ),
     "scaler-not-checkpointed": (
         LOOP.format(scaler_kw="", dtype="torch.float16", body=(
@@ -441,3 +453,70 @@ def test_inference_in_16_bits_is_not_training(tmp_path):
     """
     assert codes_in(tmp_path, src, "A100") == []
     assert codes_in(tmp_path, src + "out.logits.sum().backward()\n", "A100") == ["pure-bf16"]
+
+
+def test_a_deep_copy_of_a_model_keeps_its_casts(tmp_path):
+    source = """
+    import copy
+    import torch
+    from transformers import AutoModelForCausalLM
+    base = AutoModelForCausalLM.from_pretrained("gpt2", dtype=torch.float32)
+    model = copy.deepcopy(base).half()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cuda")
+    with torch.autocast("cuda", dtype=torch.float16):
+        loss = model(input_ids=torch.zeros(1, 4, dtype=torch.long)).loss
+    scaler.scale(loss).backward()
+    """
+    assert codes_in(tmp_path, source, "Tesla T4") == ["fp16-trainable-weights"]
+    assert codes_in(tmp_path, source.replace(".half()", ""), "Tesla T4") == []
+
+
+def test_bf16_needs_use_cpu_only_without_a_gpu_and_for_trls_default_too(tmp_path):
+    trl = """
+    from trl import SFTConfig, SFTTrainer
+    SFTTrainer(model="Qwen/Qwen2.5-0.5B", args=SFTConfig(output_dir="o"), train_dataset=d).train()
+    """
+    assert codes_in(tmp_path, trl, "cpu") == ["bf16-needs-use-cpu"]
+    assert codes_in(tmp_path, trl.replace('"o"', '"o", use_cpu=True'), "cpu") == []
+    assert codes_in(tmp_path, trl, "A100") == []
+    fp32 = TRAINER.format(model='"gpt2", dtype=torch.float32', flags="bf16=False")
+    assert codes_in(tmp_path, fp32, "cpu") == []
+    at_run_time = TRAINER.format(model='"gpt2"', flags="bf16=True, use_cpu=on_cpu")
+    assert codes_in(tmp_path, at_run_time, "cpu") == []  # known only when it runs: no finding
+
+
+def test_scaler_with_bf16_says_whether_the_gradients_are_bf16(tmp_path):
+    over_fp32 = LOOP.format(
+        scaler_kw="", dtype="torch.bfloat16", body="scaler.scale(loss).backward()"
+    )
+    report = diagnose(script=_write(tmp_path, over_fp32), hardware="A100")
+    (finding,) = report.findings
+    assert "fp32 gradients" in finding.message and "harmless" in finding.message
+    bf16_params = over_fp32.replace("nn.Linear(4, 1).cuda()", "nn.Linear(4, 1).cuda().bfloat16()")
+    report = diagnose(script=_write(tmp_path, bf16_params), hardware="A100")
+    (finding,) = [f for f in report.findings if f.code == "scaler-with-bf16"]
+    assert "so bf16 gradients" in finding.message and "NotImplementedError" in finding.message
+
+
+def test_qlora_compute_dtype_follows_the_other_weights(tmp_path):
+    # Linear4bit takes a bf16 input's dtype: a model loaded in bf16 computes in bf16 without it
+    assert codes_in(tmp_path, QLORA.format(compute="", dtype="torch.bfloat16"), "A100") == []
+    assert codes_in(tmp_path, QLORA.format(compute="", dtype="torch.float32"), "A100") == [
+        "qlora-fp32-compute"
+    ]
+    # transformers 5's dtype="auto" on a checkpoint pretrained in bf16 (Gemma): bf16 inputs
+    gemma = QLORA.format(compute="", dtype='"auto"').replace("mistralai/Mistral-7B-v0.1",
+                                                              "google/gemma-2-2b")  # fmt: skip
+    assert codes_in(tmp_path, gemma, "A100") == []
+    # a config never used to load a model: nothing to judge
+    lone = (
+        "from transformers import BitsAndBytesConfig\nq = BitsAndBytesConfig(load_in_4bit=True)\n"
+    )
+    assert codes_in(tmp_path, lone, "A100") == []
+
+
+def _write(tmp_path, source: str):
+    path = tmp_path / "train.py"
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    return path
