@@ -33,7 +33,7 @@ _ENTRIES = (
         "fine in bf16 can outgrow fp16's maximum 65504 and turn into inf/NaN (T5, Gemma)",
         "train in bf16 (bf16=True / autocast(dtype=torch.bfloat16)) on a GPU that has it; on an fp16-only "
         "GPU (T4, V100) train in fp32 or watch the activations (notebook 06)",
-        "https://github.com/huggingface/transformers/issues/14189",
+        "https://github.com/huggingface/transformers/issues/5651",
     ),
     Code(
         "fp16-trainable-weights",
@@ -72,7 +72,7 @@ _ENTRIES = (
         'to dtype="auto", so a bf16 checkpoint arrives in bf16)',
         "load the model with from_pretrained(..., dtype=torch.float32) and let bf16=True / autocast "
         "make the bf16 copies (or train LoRA adapters, which PEFT keeps in fp32)",
-        "https://github.com/huggingface/transformers/issues/36567",
+        "https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/modeling_utils.py#L4033",
     ),
     Code(
         "clip-before-unscale",

@@ -277,3 +277,20 @@ def test_scaler_with_bf16_says_whether_the_gradients_are_bf16():
     (bf16,) = [f for f in diagnose(model=linear(torch.bfloat16), scaler=scaler,
                                    hardware="A100").findings if f.code == "scaler-with-bf16"]  # fmt: skip
     assert "bf16 gradients" in bf16.message and "NotImplementedError" in bf16.message
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error needs a machine without a GPU")
+def test_bf16_without_use_cpu_raises_on_a_machine_without_a_gpu(tmp_path):
+    # what bf16-needs-use-cpu says (transformers 5.24, TRL 1.16): TrainingArguments(bf16=True) and
+    # TRL's SFTConfig() (bf16 by default) refuse to be built; use_cpu=True is accepted
+    from trl import SFTConfig
+
+    out = str(tmp_path)
+    with pytest.raises(ValueError, match="doesn't support bf16/gpu"):
+        TrainingArguments(output_dir=out, bf16=True, report_to="none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # a deprecation inside TRL's own config
+        with pytest.raises(ValueError, match="doesn't support bf16/gpu"):
+            SFTConfig(output_dir=out, report_to="none")
+    assert TrainingArguments(output_dir=out, bf16=True, use_cpu=True, report_to="none").bf16
+    assert "bf16-needs-use-cpu" in CODES and CODES["bf16-needs-use-cpu"].severity == "error"
