@@ -736,31 +736,31 @@ class _Walker(ast.NodeVisitor):
 
 # --------------------------------------------------------------------------- rules
 def _dtype(model: Info | None) -> str | None:
-    """The weights' dtype: given, or bf16 for a known bf16 checkpoint loaded with transformers 5's
-    default dtype="auto"."""
+    """The weights' dtype: given, or the dtype of a checkpoint found on this machine when it is
+    loaded with transformers 5's default dtype="auto". A family's name says how it was pretrained
+    (bf16 for T5 and Gemma), not how a checkpoint was saved (google/gemma-2-2b's config says
+    float32), so a name alone never makes the weights bf16: unknown (None)."""
     if model is None:
         return None
     dtype = model.data.get("dtype")
-    ident = model.data.get("id")
     if dtype in (None, "auto") and model.data.get("ckpt"):
         return model.data["ckpt"]
-    if dtype in (None, "auto") and ident and BF16_PRETRAINED.search(ident):
-        return "bf16"
-    return dtype
+    return None if dtype == "auto" else dtype
 
 
 def _model_words(model: Info, at=lambda line: f"line {line}") -> str:
     ident = model.data.get("id")
+    dtype = model.data.get("dtype")
     if model.data.get("ckpt") == "bf16" and not model.data.get("cast"):
-        if model.data.get("dtype") in (None, "auto"):
+        if dtype in (None, "auto"):
             return f"{ident!r} (saved in bf16, so loaded in bf16 by transformers 5's dtype='auto')"
         return f"{ident!r} (a checkpoint saved in bf16)"
-    if ident and BF16_PRETRAINED.search(ident):
-        if model.data.get("dtype") in (None, "auto"):
-            return f"{ident!r} (a bf16 checkpoint, loaded in bf16 by transformers 5's dtype='auto')"
-        return f"{ident!r} (pretrained in bf16)"
     how = "cast to" if model.data.get("cast") else "loaded in"
-    return f"the model {how} {model.data.get('dtype')} ({at(model.line)})"
+    if ident and BF16_PRETRAINED.search(ident):
+        if dtype in (None, "auto"):
+            return f"{ident!r} (pretrained in bf16)"
+        return f"{ident!r} (pretrained in bf16, {how} {dtype} at {at(model.line)})"
+    return f"the model {how} {dtype} ({at(model.line)})"
 
 
 def _bf16_model(model: Info | None) -> bool:
@@ -901,7 +901,7 @@ def analyse(source: Source, machine: Machine) -> list[Finding]:  # noqa: C901 --
         add("backward-in-autocast", line, ".backward() runs inside an autocast block.")
     for line, what in w.policies:
         add("bf16-gradient-reduce", line, f"{what}: gradients are reduced across ranks in bf16 "
-            "(8 bits of mantissa), not fp32.")  # fmt: skip
+            "(8 significant bits), not fp32.")  # fmt: skip
     for line, model in w.bnb:
         # bitsandbytes' Linear4bit computes in its input's dtype when that is fp32 or bf16, and in
         # bnb_4bit_compute_dtype (default fp32) when it is fp16: the other weights' dtype decides

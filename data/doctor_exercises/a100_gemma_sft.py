@@ -3,11 +3,12 @@
 Supervised fine-tuning of Gemma 2 with TRL, sharded with FSDP over the node's GPUs.
 """
 
+import torch
 from datasets import load_dataset
 from transformers import AutoModelForCausalLM
 from trl import SFTConfig, SFTTrainer
 
-model = AutoModelForCausalLM.from_pretrained("google/gemma-2-2b")
+model = AutoModelForCausalLM.from_pretrained("google/gemma-2-2b", dtype=torch.bfloat16)
 dataset = load_dataset("trl-lib/Capybara", split="train")
 config = SFTConfig(
     output_dir="gemma-sft",

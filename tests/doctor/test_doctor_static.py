@@ -199,10 +199,14 @@ def test_trl_configs_default_to_bf16(tmp_path):
     assert codes_in(tmp_path, src.replace('output_dir="out"', "bf16=False"), "A100") == []
 
 
-def test_a_known_bf16_checkpoint_loaded_with_the_default_dtype_is_pure_bf16(tmp_path):
+def test_a_family_pretrained_in_bf16_is_not_a_checkpoint_saved_in_bf16(tmp_path):
+    # google/gemma-2-2b's config.json says torch_dtype float32: dtype="auto" loads it in fp32, so
+    # its name alone never makes pure-bf16 (a checkpoint found on disk does: test_doctor_checkpoints)
     src = TRAINER.format(model='"google/gemma-2-2b"', flags="bf16=True")
-    report = diagnose(script=_write(tmp_path, src), hardware="A100")
-    assert report.codes == ["pure-bf16"] and "dtype='auto'" in report.findings[0].message
+    assert codes_in(tmp_path, src, "A100") == []
+    fp16 = diagnose(script=_write(tmp_path, src.replace("bf16=True", "fp16=True")), hardware="T4")
+    assert fp16.codes == ["fp16-on-bf16-checkpoint"]
+    assert "(pretrained in bf16)" in fp16.findings[0].message
 
 
 def test_lora_keeps_the_trainable_weights_fp32(tmp_path):
@@ -514,9 +518,3 @@ def test_qlora_compute_dtype_follows_the_other_weights(tmp_path):
         "from transformers import BitsAndBytesConfig\nq = BitsAndBytesConfig(load_in_4bit=True)\n"
     )
     assert codes_in(tmp_path, lone, "A100") == []
-
-
-def _write(tmp_path, source: str):
-    path = tmp_path / "train.py"
-    path.write_text(textwrap.dedent(source), encoding="utf-8")
-    return path
