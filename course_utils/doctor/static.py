@@ -45,7 +45,8 @@ OPTIMIZERS = {"SGD", "Adam", "AdamW", "Adafactor", "RMSprop", "Adagrad", "Adamax
 NOT_MODELS = re.compile(r"Tokenizer|Config|Processor|Extractor|Arguments|Scaler|Dataset|Collator")
 # tokenizers' trainers (tokenizers.trainers.BpeTrainer...) train vocabularies, not models
 TOKENIZER_TRAINERS = re.compile(r"(^|\.)trainers\.|(Bpe|WordPiece|Unigram|WordLevel)Trainer$")
-# Checkpoints pretrained in bf16 whose activations outgrow fp16 (huggingface/transformers#5651: T5).
+# Checkpoints pretrained in bf16 whose activations outgrow fp16 (huggingface/transformers#5651: T5,
+# #36822: Gemma 3). A name says how a family was pretrained, not the dtype its checkpoint is saved in.
 BF16_PRETRAINED = re.compile(r"(^|[/_-])(t5|mt5|byt5|flan-t5|t5-v1_1|ul2|gemma[\w.-]*)", re.I)
 
 
