@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,12 +137,17 @@ def in_notebook_kernel() -> bool:
 @contextlib.contextmanager
 def library_progress_bars_off():
     """Hide transformers' and datasets' own progress bars ("Loading weights", "Tokenizing train
-    dataset") inside the block: they would land in notebook outputs. The course's own tqdm bars,
+    dataset") inside the block: they would land in notebook outputs. datasets is silenced when it
+    has been imported (code that tokenizes with it imports it first). The course's own tqdm bars,
     which show the learner that a long cell is working, are not affected."""
-    from datasets.utils import logging as ds_logging
     from transformers.utils import logging as hf_logging
 
-    was_enabled = [(lib, lib.is_progress_bar_enabled()) for lib in (hf_logging, ds_logging)]
+    libraries = [hf_logging]
+    if "datasets" in sys.modules:  # importing datasets only to silence it would cost a second
+        from datasets.utils import logging as ds_logging
+
+        libraries.append(ds_logging)
+    was_enabled = [(lib, lib.is_progress_bar_enabled()) for lib in libraries]
     for lib, _ in was_enabled:
         lib.disable_progress_bar()
     try:
