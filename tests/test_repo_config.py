@@ -36,7 +36,9 @@ def test_every_declared_dependency_is_locked_with_an_exact_version():
     for requirement in declared:
         name, _, version = requirement.partition("==")
         key = re.sub(r"[-_.]+", "-", name.lower())
-        assert key in pins, f"{name} is declared in pyproject.toml but not pinned in requirements.txt"
+        assert key in pins, (
+            f"{name} is declared in pyproject.toml but not pinned in requirements.txt"
+        )
         if version:
             assert pins[key] == version, f"{name}: pyproject says {version}, the lock {pins[key]}"
     assert pins["torch"] == "2.13.0"

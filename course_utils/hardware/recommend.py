@@ -203,7 +203,9 @@ def recommend_for_device(device: str | torch.device) -> Recommendation:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'") from exc
+        raise ValueError(
+            f"unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from exc
     report = detect()
     if dev.type == "cpu":
         return _cpu_recommendation(report.cpu)
