@@ -18,7 +18,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from course_utils.atomic import write_text_atomic  # noqa: E402
-from course_utils.exercises.layout import is_solution, source  # noqa: E402
+from course_utils.exercises.layout import FOLD_LINE, is_solution, source  # noqa: E402
 from course_utils.quiz.bank import Question, Quiz, list_quizzes, load_quiz  # noqa: E402
 
 
@@ -76,7 +76,8 @@ def solutions_markdown(notebooks: pathlib.Path) -> list[str]:
             continue
         lines += [f"## Exercise solutions: `{path.name}`", ""]
         for i, cell in cells:
-            lines += [f"Cell {i}:", "", "```python", source(cell).rstrip(), "```", ""]
+            code = source(cell).removeprefix(FOLD_LINE).lstrip("\n").rstrip()  # the fold's label
+            lines += [f"Cell {i}:", "", "```python", code, "```", ""]
     return lines
 
 
