@@ -357,18 +357,23 @@ def cpu_has_native_bf16(cpu: CpuInfo | None = None) -> bool:
     return (cpu or _detect_cpu()).native_bf16
 
 
+def as_device(device: str | torch.device) -> torch.device:
+    """``torch.device(device)``, with a ValueError that names the valid spellings."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from exc
+
+
 def supports_native_bf16(device: str | torch.device | None = None) -> bool:
     """Native bf16 matrix math on ``device`` ("cpu", "cuda", "cuda:N", "mps"; default: the device
     ``setup()`` picks, CUDA if available else CPU). MPS answers False: Apple does not document
     bf16 hardware throughput (bf16 still runs there on macOS 14+)."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'"
-        ) from exc
+    dev = as_device(device)
     if dev.type == "cpu":
         return cpu_has_native_bf16()
     if dev.type == "cuda":

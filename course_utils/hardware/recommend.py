@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from course_utils.hardware.detection import CpuInfo, HardwareReport, detect
+from course_utils.hardware.detection import CpuInfo, HardwareReport, as_device, detect
 from course_utils.hardware.gpus import (
     _ARCH_BY_KEY,
     _HOW_TO_FIND_CC,
@@ -200,12 +200,7 @@ def recommend_for_device(device: str | torch.device) -> Recommendation:
     run on a machine with a GPU (``COURSE_DEVICE=cpu``, or a Mac, where the course runs on the CPU)
     gets the CPU's answer, so an fp16 recommendation for a GPU never turns on fp16 autocast and a
     loss scaler on a CPU."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'"
-        ) from exc
+    dev = as_device(device)
     report = detect()
     if dev.type == "cpu":
         return _cpu_recommendation(report.cpu)
