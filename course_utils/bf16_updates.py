@@ -44,6 +44,7 @@ __all__ = [
     "Bf16Weights",
     "UpdateRatio",
     "WeightChangeTracker",
+    "share_changed",
     "accumulate",
     "compare_update_rules",
     "kahan_add",
@@ -332,12 +333,20 @@ class WeightChangeTracker:
     def on_step_end(self, state) -> None:
         if not self._before:
             return
-        changed = total = 0
-        for p, before in zip(_params(state.model.parameters()), self._before, strict=True):
-            changed += (p.detach() != before).sum().item()
-            total += p.numel()
-        self.fractions.append(changed / max(total, 1))
+        self.fractions.append(share_changed(self._before, state.model.parameters()))
         self._before = []
+
+
+def share_changed(
+    before: Iterable[torch.Tensor], parameters: Iterable[torch.nn.Parameter]
+) -> float:
+    """The share of the trainable parameters' values that differ from ``before`` (copies taken
+    with ``[p.detach().clone() for p in parameters if p.requires_grad]``)."""
+    changed = total = 0
+    for p, old in zip(_params(parameters), before, strict=True):
+        changed += (p.detach() != old).sum().item()
+        total += p.numel()
+    return changed / max(total, 1)
 
 
 def _params(parameters: Iterable[torch.nn.Parameter]) -> list[torch.nn.Parameter]:

@@ -327,3 +327,14 @@ def test_compare_update_rules_runs_every_rule_from_the_same_weights():
         compare_update_rules(model, [batch], progress=False)
     with pytest.raises(ValueError, match="lr must be a positive number"):
         compare_update_rules(model, batch, lr=0, progress=False)
+
+
+def test_share_changed_counts_changed_values_of_trainable_parameters():
+    from course_utils.bf16_updates import share_changed
+
+    net = torch.nn.Linear(2, 2, bias=False)
+    before = [p.detach().clone() for p in net.parameters()]
+    assert share_changed(before, net.parameters()) == 0.0
+    with torch.no_grad():
+        net.weight[0, 0] += 1.0
+    assert share_changed(before, net.parameters()) == 0.25

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from course_utils.hardware import HardwareReport, detect, lookup_gpu
+from course_utils.hardware.gpus import capability_label
 
 NO_GPU_NAMES = ("cpu", "none", "no gpu")
 
@@ -36,15 +37,11 @@ class Machine:
         return self.has_cuda and self.native_bf16 is False
 
 
-def _cc(cap: tuple[int, int] | None) -> str:
-    return f"cc {cap[0]}.{cap[1]}" if cap else "cc ?"
-
-
 def from_report(report: HardwareReport, *, given: bool) -> Machine:
     who = "the hardware you gave" if given else "this machine"
     if report.gpus:
         gpu = report.gpus[0]
-        ident = gpu.gfx if gpu.vendor == "AMD" and gpu.gfx else _cc(gpu.capability)
+        ident = gpu.gfx if gpu.vendor == "AMD" and gpu.gfx else capability_label(gpu.capability)
         native = gpu.native_bf16
         if native is None and gpu.vendor == "NVIDIA" and gpu.capability:
             native = gpu.capability >= (8, 0)
@@ -78,7 +75,7 @@ def from_name(name: str) -> Machine:
         return Machine(f"the hardware you gave: {known.model}", False, True, known.model, "Apple",
                        None, None)  # fmt: skip
     arch = known.architecture
-    ident = known.gfx if known.gfx else _cc(known.capability)
+    ident = known.gfx if known.gfx else capability_label(known.capability)
     return Machine(
         label=f"the hardware you gave: {known.model} ({ident})",
         has_cuda=True,

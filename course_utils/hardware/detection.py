@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from course_utils.hardware.gpus import _GFX_RE, _arch_for_gfx, _cc
+from course_utils.hardware.gpus import _GFX_RE, _arch_for_gfx, capability_label
 
 # --- hardware detection ------------------------------------------------------------------------
 _X86_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16")
@@ -69,14 +69,10 @@ class GpuInfo:
     native_bf16: bool | None
 
     def short(self) -> str:
-        ident = self.gfx if self.vendor == "AMD" and self.gfx else _fmt_cap(self.capability)
+        ident = self.gfx if self.vendor == "AMD" and self.gfx else capability_label(self.capability)
         mem = f"{self.total_memory_gib:.1f} GiB" if self.total_memory_gib else "? GiB"
         bf16 = {True: "yes", False: "no", None: "unknown"}[self.native_bf16]
         return f"{self.name} ({ident}, {mem}, native bf16 {bf16})"
-
-
-def _fmt_cap(cap: tuple[int, int] | None) -> str:
-    return f"cc {_cc(cap)}"
 
 
 @dataclass(frozen=True)

@@ -521,6 +521,11 @@ def _cc(cap: tuple[int, int] | None) -> str:
     return f"{cap[0]}.{cap[1]}" if cap else "?"
 
 
+def capability_label(cap: tuple[int, int] | None) -> str:
+    """``(7, 5)`` -> ``"cc 7.5"``; None -> ``"cc ?"`` (how reports name a compute capability)."""
+    return f"cc {_cc(cap)}"
+
+
 def architecture_table() -> list[dict[str, str]]:
     """``ARCHITECTURES`` as rows (``pandas.DataFrame(architecture_table())``)."""
     return [

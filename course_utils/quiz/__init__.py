@@ -3,40 +3,6 @@
 Used at the end of every notebook (``quiz.show("03")``) and by the predict-first prompts.
 """
 
-from course_utils.quiz.core import (
-    InvalidAnswerError,
-    ProgressWarning,
-    QuestionResult,
-    QuizBankError,
-    Score,
-    UnknownQuestionError,
-    UnknownQuizError,
-    answer_key,
-    grade,
-    list_quizzes,
-    load_quiz,
-    predict,
-    print_quiz,
-    reset,
-    revisit,
-    show,
-)
-
-__all__ = [
-    "InvalidAnswerError",
-    "ProgressWarning",
-    "QuestionResult",
-    "QuizBankError",
-    "Score",
-    "UnknownQuestionError",
-    "UnknownQuizError",
-    "answer_key",
-    "grade",
-    "list_quizzes",
-    "load_quiz",
-    "predict",
-    "print_quiz",
-    "reset",
-    "revisit",
-    "show",
-]
+# The package's public API is core's __all__ (one list, kept there).
+from course_utils.quiz.core import *  # noqa: F403
+from course_utils.quiz.core import __all__  # noqa: F401
